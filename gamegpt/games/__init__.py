@@ -1,0 +1,55 @@
+"""Games (rules) and codecs (games as tokens). `make_codec`/`codec_from_spec` find a codec by name."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from gamegpt.errors import UserError
+from gamegpt.games.base import Codec, Game, IllegalMoveError, InvalidMove, Outcome
+from gamegpt.games.tictactoe import TicTacToe, TicTacToeCodec
+
+_CODECS: dict[str, Callable[..., Codec]] = {
+    TicTacToeCodec.name: TicTacToeCodec,
+}
+_GAMES: dict[str, Callable[[], Game[Any]]] = {
+    "tictactoe": TicTacToe,
+}
+DEFAULT_CODEC = {"tictactoe": TicTacToeCodec.name}
+
+
+def register_codec(name: str, factory: Callable[..., Codec]) -> None:
+    """Make a codec available to `codec_from_spec` under `name`."""
+    _CODECS[name] = factory
+
+
+def register_game(name: str, factory: Callable[[], Game[Any]], default_codec: str | None = None) -> None:
+    """Make a game available to `new_game` under `name`."""
+    _GAMES[name] = factory
+    if default_codec:
+        DEFAULT_CODEC[name] = default_codec
+
+
+def new_game(name: str) -> Game[Any]:
+    """A new game of the named kind in its standard start position."""
+    try:
+        return _GAMES[name]()
+    except KeyError:
+        raise UserError(f"unknown game {name!r}; known: {', '.join(sorted(_GAMES))}") from None
+
+
+def codec_from_spec(spec: dict[str, Any] | str) -> Codec:
+    """The codec a data set or checkpoint was made with (`spec` from `Codec.spec()`, or just its name)."""
+    name = spec if isinstance(spec, str) else spec.get("name")
+    options = {} if isinstance(spec, str) else {k: v for k, v in spec.items() if k not in ("name", "vocab_size")}
+    if name not in _CODECS:
+        raise UserError(f"unknown codec {name!r}; known: {', '.join(sorted(_CODECS))}")
+    codec = _CODECS[name](**options)
+    if not isinstance(spec, str) and "vocab_size" in spec and spec["vocab_size"] != codec.vocab_size:
+        raise UserError(f"codec {name!r} has {codec.vocab_size} tokens, but the file says {spec['vocab_size']}")
+    return codec
+
+
+__all__ = [
+    "Codec", "Game", "IllegalMoveError", "InvalidMove", "Outcome", "TicTacToe", "TicTacToeCodec",
+    "codec_from_spec", "new_game", "register_codec", "register_game", "DEFAULT_CODEC",
+]

@@ -1,0 +1,161 @@
+"""The Game and Codec protocols that every game of gamegpt implements.
+
+A `Game` is a mutable position with its history, in the style of `chess.Board`: `legal_moves()`,
+`push(move)`, `outcome()`. Moves are game-specific objects (an `int` cell for tic-tac-toe, a
+`chess.Move` for chess); `move_to_str`/`move_from_str` give the text form used in game records.
+
+A `Codec` turns a game into model tokens and back. A game is encoded as `bos`, then the tokens of
+each move; a finished game may end with `eos`. A move may take several tokens (chess as PGN text);
+`move_token_sequences` lists the exact tokens of every legal move, which is what constrained
+decoding needs.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, Generic, Hashable, Sequence, TypeVar
+
+Move = TypeVar("Move", bound=Hashable)
+
+
+class IllegalMoveError(ValueError):
+    """Raised by `Game.push` when a move is not legal in the current position."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a game ended. `winner` is the index of the winning side (0 moves first) or None for a draw."""
+
+    winner: int | None
+    termination: str
+
+    @property
+    def result(self) -> str:
+        """The result in PGN notation: '1-0', '0-1' or '1/2-1/2'."""
+        if self.winner is None:
+            return "1/2-1/2"
+        return "1-0" if self.winner == 0 else "0-1"
+
+
+class Game(ABC, Generic[Move]):
+    """Rules of a two-player game and one position in it, with the moves that led there."""
+
+    name: str = ""
+    side_names: tuple[str, str] = ("first", "second")
+
+    @abstractmethod
+    def legal_moves(self) -> list[Move]:
+        """The legal moves in the current position, in a fixed order; empty once the game is over."""
+
+    @abstractmethod
+    def push(self, move: Move) -> None:
+        """Play `move`. Raises IllegalMoveError if it is not legal."""
+
+    @abstractmethod
+    def pop(self) -> Move:
+        """Take back the last move and return it."""
+
+    @abstractmethod
+    def outcome(self) -> Outcome | None:
+        """The outcome if the game is over, else None."""
+
+    @abstractmethod
+    def copy(self) -> "Game[Move]":
+        """An independent copy with the same history."""
+
+    @property
+    @abstractmethod
+    def history(self) -> list[Move]:
+        """The moves played from the start position, oldest first (a copy)."""
+
+    @property
+    def to_move(self) -> int:
+        """The side to move: 0 for the side that moved first from the start position, 1 for the other."""
+        return len(self.history) % 2
+
+    @property
+    def start(self) -> str | None:
+        """The start position as text (e.g. a FEN), or None for the standard start position."""
+        return None
+
+    def is_legal(self, move: object) -> bool:
+        """Whether `move` is a legal move now (any object may be asked)."""
+        try:
+            return move in self.legal_moves()
+        except TypeError:
+            return False
+
+    @abstractmethod
+    def move_to_str(self, move: Move) -> str:
+        """The text form of a move used in game records."""
+
+    @abstractmethod
+    def move_from_str(self, text: str) -> Move:
+        """Parse the record form of a move; raises ValueError if it is not a well-formed move."""
+
+
+class Codec(ABC):
+    """Turns games into token sequences for a model, and model tokens back into moves."""
+
+    name: str = ""
+    vocab_size: int = 0
+    bos: int = 0
+    eos: int | None = None
+
+    @abstractmethod
+    def new_game(self, start: str | None = None) -> Game[Any]:
+        """A game in its start position (the standard one if `start` is None)."""
+
+    @abstractmethod
+    def encode_moves(self, game_before: Game[Any], moves: Sequence[Any]) -> list[int]:
+        """Tokens of `moves` played one after the other from the position `game_before` (not changed)."""
+
+    def encode_game(self, moves: Sequence[Any], start: str | None = None, finished: bool = True) -> list[int]:
+        """Tokens of a whole game: bos, the moves, and eos if the game is finished and the codec has one."""
+        tokens = self.prefix_tokens(self.new_game(start))
+        tokens += self.encode_moves(self.new_game(start), moves)
+        if finished and self.eos is not None:
+            tokens.append(self.eos)
+        return tokens
+
+    def prefix_tokens(self, game: Game[Any]) -> list[int]:
+        """The tokens a model reads before predicting the next move of `game` (bos + history)."""
+        start = self.new_game(game.start)
+        return [self.bos] + self.encode_moves(start, game.history)
+
+    @abstractmethod
+    def decode_game(self, tokens: Sequence[int]) -> tuple[str | None, list[Any]]:
+        """The start position and moves of an encoded game; raises ValueError on tokens that are not a game."""
+
+    @abstractmethod
+    def move_token_sequences(self, game: Game[Any]) -> dict[tuple[int, ...], Any]:
+        """The exact tokens of every legal move in `game`, mapped to the move."""
+
+    @abstractmethod
+    def parse_move(self, game: Game[Any], tokens: Sequence[int]) -> tuple[Any | None, bool]:
+        """Read the move that `tokens` (sampled after `prefix_tokens(game)`) start with.
+
+        Returns (move, complete): `complete` is False while more tokens are needed; once complete,
+        `move` is the move if the tokens name a legal one, else None.
+        """
+
+    @abstractmethod
+    def tokens_to_text(self, tokens: Sequence[int]) -> str:
+        """A human-readable rendering of tokens, for logs and illegal-move reports."""
+
+    def spec(self) -> dict[str, Any]:
+        """The JSON description stored with data and checkpoints; `codec_from_spec` rebuilds the codec."""
+        return {"name": self.name, "vocab_size": self.vocab_size}
+
+    max_move_tokens: int = 1
+
+
+@dataclass(frozen=True)
+class InvalidMove:
+    """What a player returns when its output names no legal move (a model's illegal sample).
+
+    `text` is the raw output, for reports. An arena treats it as an illegal move.
+    """
+
+    text: str
