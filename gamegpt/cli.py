@@ -1,0 +1,325 @@
+"""The `gamegpt` command: one group per area (selfplay, data, train, model, eval, experiment, play).
+
+User errors (bad path, malformed file, corrupt checkpoint, unknown player) print one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+import click
+
+from gamegpt.errors import UserError
+
+THREADS_HELP = "torch CPU threads (1 is fastest for play and evaluation of small models)"
+
+
+class _Group(click.Group):
+    """A click group that turns UserError into one line on stderr and exit code 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except UserError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(2)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(130)
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def _set_threads(threads: int | None) -> None:
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="gamegpt")
+def main() -> None:
+    """gamegpt: small GPTs that learn games from transcripts, and play them.
+
+    \b
+    The pipeline, tic-tac-toe:
+      gamegpt selfplay tictactoe --games 5000 --out data/ttt.jsonl   # game records
+      gamegpt data shards data/ttt.jsonl --out data/ttt              # token shards
+      gamegpt train --data data/ttt --out runs/ttt                   # checkpoints
+      gamegpt eval tictactoe --model runs/ttt                        # scores, JSON, PNG
+      gamegpt play tictactoe                                         # you against the shipped model
+      gamegpt experiment noise                                       # the transcendence study
+    """
+
+
+# --------------------------------------------------------------------------- selfplay
+@main.group(cls=_Group)
+def selfplay() -> None:
+    """Arena runs whose game records become training data."""
+
+
+@selfplay.command("tictactoe")
+@click.option("--x", "first", default="newell-simon", show_default=True, help="player spec for X (moves first)")
+@click.option("--o", "second", default="newell-simon", show_default=True, help="player spec for O")
+@click.option("--noise", type=float, default=None, help="noise rate for both sides (a spec's own noise= wins)")
+@click.option("--games", type=int, default=1000, show_default=True, help="total games wanted in --out")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False), required=True, help="records file (JSONL); re-running continues it")
+@click.option("--enumerate", "enumerate_", is_flag=True,
+              help="write every game where one side follows Newell–Simon and the other plays every legal move")
+@click.option("--threads", type=int, default=1, show_default=True, help=THREADS_HELP)
+def selfplay_tictactoe(first: str, second: str, noise: float | None, games: int, seed: int, out: str,
+                       enumerate_: bool, threads: int) -> None:
+    """Tic-tac-toe self-play. Player specs: newell-simon, random, human, model:path=P,temperature=T;
+    any spec takes noise=P (a random legal move with probability P)."""
+    from gamegpt.selfplay.runner import run_selfplay, write_enumeration
+
+    if enumerate_:
+        result = write_enumeration(out)
+        summary = json.loads(result.summary_path.read_text())
+        click.echo(f"{result.games_total} games in which at least one side follows the Newell–Simon rules "
+                   f"({summary['newell_simon_as_x']} with it as X, {summary['newell_simon_as_o']} as O); "
+                   f"results {result.results}")
+    else:
+        _set_threads(threads)
+        specs = [_with_noise(spec, noise) for spec in (first, second)]
+        result = run_selfplay("tictactoe", specs, n_games=games, seed=seed, out=out)
+        click.echo(f"{result.games_new} new games, {result.games_total} in all; results {result.results}")
+    click.echo(f"wrote {result.records_path} and {result.summary_path}")
+
+
+def _with_noise(spec: str, noise: float | None) -> str:
+    if noise is None or "noise=" in spec:
+        return spec
+    return f"{spec}{',' if ':' in spec else ':'}noise={noise:g}"
+
+
+# --------------------------------------------------------------------------- data
+@main.group(cls=_Group)
+def data() -> None:
+    """Game records → token shards."""
+
+
+@data.command("shards")
+@click.argument("records", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--out", type=click.Path(file_okay=False), required=True, help="shard directory to create")
+@click.option("--game", default="tictactoe", show_default=True)
+@click.option("--codec", default=None, help="codec name (default: the game's)")
+@click.option("--block-len", type=int, default=None, help="tokens per block (default: 64 tic-tac-toe, 1024 chess)")
+@click.option("--val-fraction", type=float, default=0.05, show_default=True, help="share of games held out")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--overwrite", is_flag=True, help="replace --out if it exists")
+def data_shards(records: Sequence[str], out: str, game: str, codec: str | None, block_len: int | None,
+                val_fraction: float, seed: int, overwrite: bool) -> None:
+    """Encode game records with a codec and pack them into train/val token shards."""
+    from gamegpt.selfplay.dataset import records_to_shards
+
+    meta = records_to_shards(list(records), out, game=game, codec_name=codec, block_len=block_len,
+                             val_fraction=val_fraction, seed=seed, overwrite=overwrite)
+    click.echo(f"{meta['n_games']['train']} train / {meta['n_games']['val']} val games, "
+               f"{meta['n_blocks']['train']} / {meta['n_blocks']['val']} blocks of {meta['block_len']} tokens")
+    click.echo(f"wrote {out}")
+
+
+# --------------------------------------------------------------------------- train
+@main.command()
+@click.option("--data", "data_dir", type=click.Path(), default=None, help="token shard directory")
+@click.option("--out", "out_dir", type=click.Path(), default=None, help="run directory (checkpoints, log)")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None, help="YAML train config")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override a config option (repeatable)")
+@click.option("--resume", is_flag=True, help="continue exactly from the run's latest checkpoint")
+@click.option("--no-progress", is_flag=True, help="no progress bar")
+def train(data_dir: str | None, out_dir: str | None, config_path: str | None, overrides: Sequence[str],
+          resume: bool, no_progress: bool) -> None:
+    """Train a GPT on token shards (CPU or CUDA, picked automatically; several processes under torchrun).
+
+    \b
+    Options (YAML keys or --set): n_layer n_head n_embd dropout batch_size max_steps learning_rate min_lr
+    warmup_steps weight_decay grad_clip eval_interval checkpoint_interval keep_checkpoints seed device dtype
+    threads. Ctrl-C saves a checkpoint; --resume continues from it.
+    """
+    from gamegpt.core.train import load_train_config, train as run_training
+
+    items = list(overrides)
+    if data_dir:
+        items.append(f"data_dir={data_dir}")
+    if out_dir:
+        items.append(f"out_dir={out_dir}")
+    cfg = load_train_config(config_path, items)
+    result = run_training(cfg, resume=resume, progress=not no_progress)
+    if result.checkpoint is not None:
+        losses = f"train loss {result.train_loss:.4f}" if result.train_loss is not None else ""
+        if result.val_loss is not None:
+            losses += f", val loss {result.val_loss:.4f}"
+        click.echo(f"step {result.step}: {losses}")
+        click.echo(f"wrote {result.checkpoint}")
+
+
+
+
+# --------------------------------------------------------------------------- model
+@main.group(cls=_Group)
+def model() -> None:
+    """Inspect and export checkpoints."""
+
+
+@model.command("export")
+@click.argument("source", type=click.Path())
+@click.argument("destination", type=click.Path(file_okay=False))
+@click.option("--dtype", type=click.Choice(["float32", "bfloat16"]), default="float32", show_default=True)
+@click.option("--overwrite", is_flag=True)
+def model_export(source: str, destination: str, dtype: str, overwrite: bool) -> None:
+    """Copy a run's latest (or a given) checkpoint's model for shipping: config.json + model.safetensors."""
+    from gamegpt.core.checkpoint import export_model
+
+    path = export_model(source, destination, dtype=dtype, overwrite=overwrite)
+    click.echo(f"wrote {path}")
+
+
+@model.command("info")
+@click.argument("path", type=click.Path())
+def model_info(path: str) -> None:
+    """Print a checkpoint's architecture, codec and training summary."""
+    from gamegpt.core.checkpoint import read_checkpoint_config
+    from gamegpt.engine.model_player import resolve_model_path
+
+    config = read_checkpoint_config(resolve_model_path(path))
+    meta = config.get("meta", {})
+    click.echo(json.dumps({"path": str(config.get("path")), "model": config["model"], "codec": config.get("codec"),
+                           "step": config.get("step", meta.get("step")), "train_loss": meta.get("train_loss"),
+                           "val_loss": meta.get("val_loss")}, indent=2, default=str))
+
+
+# --------------------------------------------------------------------------- eval
+@main.group(cls=_Group)
+def eval() -> None:  # noqa: A001 - the command is called eval
+    """Score players in arenas."""
+
+
+@eval.command("tictactoe")
+@click.option("--model", "model_path", default="tictactoe", show_default=True, help="checkpoint path or shipped model name")
+@click.option("--temperatures", default="1.0,0.001", show_default=True, help="comma-separated; 0 = argmax")
+@click.option("--policy", type=click.Choice(["raw", "mask"]), default="raw", show_default=True,
+              help="raw: an illegal sample loses the game and is counted; mask: only legal moves")
+@click.option("--games", type=int, default=200, show_default=True, help="games per setting (opponent × side × temperature)")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="results/eval-tictactoe", show_default=True)
+@click.option("--threads", type=int, default=1, show_default=True, help=THREADS_HELP)
+def eval_tictactoe(model_path: str, temperatures: str, policy: str, games: int, seed: int, out_dir: str,
+                   threads: int) -> None:
+    """A model against the perfect (Newell–Simon) and the random player, as X and as O."""
+    from gamegpt.engine.model_player import load_model_player
+    from gamegpt.eval.tictactoe import evaluate, format_table, plot_results
+    from gamegpt.selfplay.runner import write_json_atomic
+
+    _set_threads(threads)
+    if games < 1:
+        raise UserError("--games must be at least 1")
+    subjects = {f"T={t:g}": load_model_player(model_path, "tictactoe", temperature=t, policy=policy)
+                for t in _floats(temperatures)}
+    results = evaluate(subjects, games=games, seed=seed)
+    click.echo(format_table(results))
+    out = Path(out_dir)
+    write_json_atomic(out / "results.json", {"model": model_path, "policy": policy, "games_per_setting": games,
+                                             "seed": seed, "results": [r.to_dict() for r in results]})
+    plot_results(results, out / "results.png", title=f"{model_path} ({policy} policy)")
+    click.echo(f"wrote {out / 'results.json'} and {out / 'results.png'}")
+
+
+# --------------------------------------------------------------------------- experiment
+@main.group(cls=_Group)
+def experiment() -> None:
+    """Studies that chain self-play, training and evaluation."""
+
+
+@experiment.command("noise")
+@click.option("--noise", "noise_rates", default="0,0.05,0.5,0.8", show_default=True, help="comma-separated noise rates")
+@click.option("--train-games", type=int, default=5000, show_default=True, help="self-play games per noise rate")
+@click.option("--eval-games", type=int, default=200, show_default=True, help="games per evaluation setting")
+@click.option("--temperatures", default="1.0,0.001", show_default=True)
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override a training option")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="results/noise-tictactoe", show_default=True)
+@click.option("--threads", type=int, default=1, show_default=True, help=THREADS_HELP)
+@click.option("--no-progress", is_flag=True)
+def experiment_noise(noise_rates: str, train_games: int, eval_games: int, temperatures: str,
+                     overrides: Sequence[str], seed: int, out_dir: str, threads: int, no_progress: bool) -> None:
+    """The tic-tac-toe transcendence study: noisy Newell–Simon data → a model per noise rate → the model at
+    each temperature and its noisy teachers against the perfect and the random player. Re-running continues."""
+    import yaml
+
+    from gamegpt.eval.transcendence import NoiseExperimentConfig, format_noise_table, run_noise_experiment
+
+    _set_threads(threads)
+    train_overrides: dict[str, Any] = {}
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise UserError(f"--set {item!r}: expected KEY=VALUE")
+        train_overrides[key.strip()] = yaml.safe_load(value)
+    cfg = NoiseExperimentConfig(out_dir=out_dir, noise_rates=_floats(noise_rates), temperatures=_floats(temperatures),
+                                train_games=train_games, eval_games=eval_games, seed=seed,
+                                train_overrides=train_overrides)
+    summary = run_noise_experiment(cfg, progress=not no_progress)
+    click.echo(format_noise_table(summary["rows"]))
+    click.echo(f"wrote {Path(out_dir) / 'summary.json'}, {Path(out_dir) / 'table.txt'} and "
+               f"{Path(out_dir) / 'transcendence.png'}")
+
+
+# --------------------------------------------------------------------------- play
+@main.group(cls=_Group)
+def play() -> None:
+    """Play a model yourself, in the terminal."""
+
+
+@play.command("tictactoe")
+@click.option("--model", "model_path", default="tictactoe", show_default=True, help="checkpoint path or shipped model name")
+@click.option("--as", "side", type=click.Choice(["x", "o"]), default="x", show_default=True, help="the side you play")
+@click.option("--temperature", type=float, default=0.0, show_default=True, help="the model's temperature (0 = its best move)")
+@click.option("--seed", type=int, default=None, help="seed for the model's sampling")
+def play_tictactoe(model_path: str, side: str, temperature: float, seed: int | None) -> None:
+    """You against the model. Type a cell number 0-8 (row by row), or 'quit'."""
+    import random
+
+    from gamegpt.engine.model_player import load_model_player
+    from gamegpt.games.tictactoe import TicTacToe
+    from gamegpt.players.human import HumanPlayer
+
+    _set_threads(1)
+    bot = load_model_player(model_path, "tictactoe", temperature=temperature, policy="mask")
+    bot.reset(seed if seed is not None else random.randrange(1 << 30))
+    human = HumanPlayer()
+    you = 0 if side == "x" else 1
+    game = TicTacToe()
+    click.echo("cells:\n0 | 1 | 2\n3 | 4 | 5\n6 | 7 | 8\n")
+    while game.outcome() is None:
+        if game.to_move == you:
+            click.echo(game.render() + "\n")
+            try:
+                move = human.choose(game)
+            except EOFError:
+                click.echo("\nyou left the game")
+                return
+        else:
+            move = bot.choose(game)
+            click.echo(f"model plays {move}")
+        game.push(move)
+    outcome = game.outcome()
+    click.echo(game.render() + "\n")
+    if outcome is None or outcome.winner is None:
+        click.echo("draw")
+    else:
+        click.echo("you win" if outcome.winner == you else "the model wins")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Evaluation: arenas whose game records are scored."""

@@ -1,0 +1,1 @@
+"""Self-play: arena runs whose game records become training data."""
