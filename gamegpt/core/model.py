@@ -1,0 +1,322 @@
+"""A GPT decoder in the style of nanoGPT, with a KV cache for fast move-by-move decoding.
+
+The architecture is nanoGPT's (and so Karvonen's ChessGPT's): learned position embeddings, pre-LayerNorm
+blocks, causal self-attention through `scaled_dot_product_attention`, a 4x GELU MLP, and the output layer
+tied to the token embedding. `GPTConfig` describes a model completely; it is what checkpoints store.
+
+Decoding with a cache: `cache = model.new_cache()`, then `model(prefix, cache=cache)` and afterwards
+`model(new_tokens, cache=cache)` with only the tokens the cache has not seen. `cache.truncate(n)` keeps the
+first n positions, so a caller that keeps the longest common prefix between two calls only feeds the rest.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from gamegpt.errors import ConfigError
+
+
+@dataclass
+class GPTConfig:
+    """The architecture of a GPT. `block_size` is the longest sequence (context) the model reads."""
+
+    vocab_size: int
+    block_size: int
+    n_layer: int = 4
+    n_head: int = 4
+    n_embd: int = 128
+    dropout: float = 0.0
+    bias: bool = False
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ConfigError (one line) if a value is out of range or of the wrong type."""
+        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"model config: {name} must be a positive integer, got {value!r}")
+        if self.n_embd % self.n_head != 0:
+            raise ConfigError(f"model config: n_embd ({self.n_embd}) must be a multiple of n_head ({self.n_head})")
+        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"model config: dropout must be a number in [0, 1), got {self.dropout!r}")
+        self.dropout = float(self.dropout)
+        if not isinstance(self.bias, bool):
+            raise ConfigError(f"model config: bias must be true or false, got {self.bias!r}")
+
+    @property
+    def head_dim(self) -> int:
+        """Width of one attention head."""
+        return self.n_embd // self.n_head
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict; `GPTConfig.from_dict(c.to_dict()) == c`."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> "GPTConfig":
+        """Build a config from a dict; unknown keys, missing keys and bad values raise ConfigError."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"model config must be a mapping, got {type(data).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"model config: unknown key(s) {', '.join(map(str, unknown))}")
+        missing = [name for name in ("vocab_size", "block_size") if name not in data]
+        if missing:
+            raise ConfigError(f"model config: missing key(s) {', '.join(missing)}")
+        return cls(**data)
+
+
+class KVCache:
+    """Keys and values of the positions a model has already read, for each layer.
+
+    Tensors are (batch, n_head, positions, head_dim), allocated on first use for the whole block_size
+    (so appending never copies). `length` is the number of positions held. Create it with
+    `GPT.new_cache(batch_size)`; a cache belongs to one model and one batch of sequences.
+    """
+
+    def __init__(self, config: GPTConfig, batch_size: int = 1) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        self.config = config
+        self.batch_size = batch_size
+        self.keys: list[torch.Tensor] = []
+        self.values: list[torch.Tensor] = []
+        self._length = 0
+
+    @property
+    def length(self) -> int:
+        """How many positions (tokens) the cache holds."""
+        return self._length
+
+    def truncate(self, n: int) -> None:
+        """Keep only the first `n` positions (0 <= n <= length); later positions are forgotten."""
+        if not 0 <= n <= self._length:
+            raise ValueError(f"cannot truncate a cache of length {self._length} to {n}")
+        self._length = n
+
+    def reset(self) -> None:
+        """Forget every position (same as truncate(0))."""
+        self._length = 0
+
+    def _allocate(self, like: torch.Tensor) -> None:
+        c = self.config
+        shape = (self.batch_size, c.n_head, c.block_size, c.head_dim)
+        self.keys = [torch.zeros(shape, dtype=like.dtype, device=like.device) for _ in range(c.n_layer)]
+        self.values = [torch.zeros(shape, dtype=like.dtype, device=like.device) for _ in range(c.n_layer)]
+
+    def append(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Store k, v (B, n_head, T, head_dim) after the held positions of `layer`; return all keys and values.
+
+        Called by the attention layers during a forward pass; `length` grows only when the forward pass
+        ends (`_advance`), so every layer writes at the same positions.
+        """
+        if not self.keys or self.keys[0].dtype != k.dtype or self.keys[0].device != k.device:
+            if self._length:
+                raise ValueError("the cache was filled with another dtype or device")
+            self._allocate(k)
+        start, end = self._length, self._length + k.shape[2]
+        self.keys[layer][:, :, start:end] = k
+        self.values[layer][:, :, start:end] = v
+        return self.keys[layer][:, :, :end], self.values[layer][:, :, :end]
+
+    def _advance(self, n: int) -> None:
+        self._length += n
+
+
+class CausalSelfAttention(nn.Module):
+    """Multi-head causal self-attention; with a cache, new queries attend to cached keys too."""
+
+    def __init__(self, config: GPTConfig, layer: int) -> None:
+        super().__init__()
+        self.layer = layer
+        self.n_head = config.n_head
+        self.n_embd = config.n_embd
+        self.dropout = config.dropout
+        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)
+        self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
+        self.resid_dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+        B, T, C = x.shape
+        q, k, v = self.c_attn(x).split(self.n_embd, dim=2)
+        # (B, T, C) -> (B, n_head, T, head_dim)
+        q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+        k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+        v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+        past = 0
+        if cache is not None:
+            past = cache.length
+            k, v = cache.append(self.layer, k, v)
+        dropout_p = self.dropout if self.training else 0.0
+        if past == 0:
+            # Query i sees keys 0..i: SDPA's built-in (top-left aligned) causal mask is right.
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=T > 1)
+        elif T == 1:
+            # One new token sees every cached position and itself: no mask needed.
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
+        else:
+            # Several new tokens onto a non-empty cache: query i (absolute position past+i) sees keys 0..past+i.
+            # is_causal would align the mask top-left (query i sees keys 0..i), which is wrong here.
+            key_pos = torch.arange(past + T, device=x.device)
+            query_pos = torch.arange(past, past + T, device=x.device)
+            mask = key_pos[None, :] <= query_pos[:, None]
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
+        y = y.transpose(1, 2).contiguous().view(B, T, C)
+        out: torch.Tensor = self.resid_dropout(self.c_proj(y))
+        return out
+
+
+class MLP(nn.Module):
+    """The feed-forward part of a block: 4x wider, GELU."""
+
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
+        self.gelu = nn.GELU()
+        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.dropout(self.c_proj(self.gelu(self.c_fc(x))))
+        return out
+
+
+class Block(nn.Module):
+    """A transformer block with LayerNorm before attention and before the MLP (pre-LN)."""
+
+    def __init__(self, config: GPTConfig, layer: int) -> None:
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.attn = CausalSelfAttention(config, layer)
+        self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.mlp = MLP(config)
+
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x), cache)
+        x = x + self.mlp(self.ln_2(x))
+        return x
+
+
+class Transformer(nn.Module):
+    """The body of the GPT, named as in nanoGPT (so Karvonen's checkpoints map one to one)."""
+
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        self.wte = nn.Embedding(config.vocab_size, config.n_embd)
+        self.wpe = nn.Embedding(config.block_size, config.n_embd)
+        self.drop = nn.Dropout(config.dropout)
+        self.h = nn.ModuleList([Block(config, layer) for layer in range(config.n_layer)])
+        self.ln_f = nn.LayerNorm(config.n_embd, bias=config.bias)
+
+
+class GPT(nn.Module):
+    """The language model: token ids in, next-token logits out."""
+
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        config.validate()
+        self.config = config
+        self.transformer = Transformer(config)
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        # Weight tying: the output layer reads the token embedding matrix.
+        self.lm_head.weight = self.transformer.wte.weight
+        self.apply(self._init_weights)
+        # GPT-2: residual projections scaled down by the depth.
+        for name, param in self.named_parameters():
+            if name.endswith("c_proj.weight"):
+                nn.init.normal_(param, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+    def num_params(self, non_embedding: bool = True) -> int:
+        """Number of parameters (tied weights counted once); by default without the position embeddings."""
+        n = sum(p.numel() for p in self.parameters())
+        if non_embedding:
+            n -= self.transformer.wpe.weight.numel()
+        return n
+
+    def new_cache(self, batch_size: int = 1) -> KVCache:
+        """An empty KV cache for `batch_size` sequences decoded together."""
+        return KVCache(self.config, batch_size)
+
+    def forward(
+        self,
+        idx: torch.Tensor,
+        targets: torch.Tensor | None = None,
+        cache: KVCache | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Logits (B, T, vocab) for token ids `idx` (B, T), and the mean cross-entropy if `targets` is given.
+
+        Targets equal to -1 are ignored. With a `cache`, `idx` holds only the tokens the cache has not seen:
+        their positions start at `cache.length`, and the cache grows by T. Raises ValueError when the
+        sequence (cached + new) would be longer than `block_size`.
+        """
+        if idx.dim() != 2:
+            raise ValueError(f"idx must be (batch, time), got shape {tuple(idx.shape)}")
+        B, T = idx.shape
+        past = 0
+        if cache is not None:
+            past = cache.length
+            if cache.batch_size != B:
+                raise ValueError(f"cache is for batch size {cache.batch_size}, idx has batch size {B}")
+        if T == 0:
+            raise ValueError("idx holds no tokens")
+        if past + T > self.config.block_size:
+            raise ValueError(
+                f"sequence of {past + T} tokens ({past} cached + {T} new) exceeds block_size {self.config.block_size}"
+            )
+        pos = torch.arange(past, past + T, dtype=torch.long, device=idx.device)
+        x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))
+        for block in self.transformer.h:
+            x = block(x, cache)
+        x = self.transformer.ln_f(x)
+        logits = self.lm_head(x)
+        if cache is not None:
+            cache._advance(T)
+        loss = None
+        if targets is not None:
+            loss = F.cross_entropy(logits.view(-1, logits.size(-1)).float(), targets.reshape(-1), ignore_index=-1)
+        return logits, loss
+
+    def configure_optimizer(
+        self, weight_decay: float, lr: float, betas: tuple[float, float], device_type: str
+    ) -> torch.optim.AdamW:
+        """AdamW with weight decay on 2-D parameters (matmul weights, embeddings) only; fused on CUDA.
+
+        Group 0 holds the decayed parameters, group 1 the others (biases, LayerNorm weights).
+        """
+        params = [p for p in self.parameters() if p.requires_grad]
+        decay = [p for p in params if p.dim() >= 2]
+        no_decay = [p for p in params if p.dim() < 2]
+        groups = [
+            {"params": decay, "weight_decay": weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ]
+        use_fused = device_type == "cuda" and "fused" in inspect.signature(torch.optim.AdamW).parameters
+        extra: dict[str, Any] = {"fused": True} if use_fused else {}
+        return torch.optim.AdamW(groups, lr=lr, betas=betas, **extra)
+
+    def state_dict_for_saving(self) -> dict[str, torch.Tensor]:
+        """The weights to save: the state dict without `lm_head.weight` (tied to the token embedding)."""
+        return {
+            name: tensor.detach().contiguous()
+            for name, tensor in self.state_dict().items()
+            if name != "lm_head.weight"
+        }
