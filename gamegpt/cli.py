@@ -255,17 +255,10 @@ def experiment_noise(noise_rates: str, train_games: int, eval_games: int, temper
                      overrides: Sequence[str], seed: int, out_dir: str, threads: int, no_progress: bool) -> None:
     """The tic-tac-toe transcendence study: noisy Newell–Simon data → a model per noise rate → the model at
     each temperature and its noisy teachers against the perfect and the random player. Re-running continues."""
-    import yaml
-
     from gamegpt.eval.transcendence import NoiseExperimentConfig, format_noise_table, run_noise_experiment
 
     _set_threads(threads)
-    train_overrides: dict[str, Any] = {}
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise UserError(f"--set {item!r}: expected KEY=VALUE")
-        train_overrides[key.strip()] = yaml.safe_load(value)
+    train_overrides = _parse_overrides(overrides)
     cfg = NoiseExperimentConfig(out_dir=out_dir, noise_rates=_floats(noise_rates), temperatures=_floats(temperatures),
                                 train_games=train_games, eval_games=eval_games, seed=seed,
                                 train_overrides=train_overrides)
@@ -273,6 +266,50 @@ def experiment_noise(noise_rates: str, train_games: int, eval_games: int, temper
     click.echo(format_noise_table(summary["rows"]))
     click.echo(f"wrote {Path(out_dir) / 'summary.json'}, {Path(out_dir) / 'table.txt'} and "
                f"{Path(out_dir) / 'transcendence.png'}")
+
+
+# --------------------------------------------------------------------------- recipe
+@main.group(cls=_Group)
+def recipe() -> None:
+    """One-command recipes that make the shipped default models."""
+
+
+@recipe.command("tictactoe")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="runs/tictactoe-default", show_default=True)
+@click.option("--games", type=int, default=5000, show_default=True, help="self-play games per match-up")
+@click.option("--eval-games", type=int, default=500, show_default=True, help="games per evaluation setting")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override a training option")
+@click.option("--install", is_flag=True, help="copy the model and its card to models/tictactoe")
+@click.option("--threads", type=int, default=None, help="torch CPU threads for training (default: torch's)")
+@click.option("--no-progress", is_flag=True)
+def recipe_tictactoe(out_dir: str, games: int, eval_games: int, seed: int, overrides: Sequence[str],
+                     install: bool, threads: int | None, no_progress: bool) -> None:
+    """Self-play → shards → training → export → evaluation → model card, for the default tic-tac-toe model."""
+    from gamegpt.engine.model_player import MODELS_DIR
+    from gamegpt.eval.tictactoe import SettingResult, format_table
+    from gamegpt.recipes import tictactoe_default
+
+    _set_threads(threads)
+    summary = tictactoe_default(out_dir, games_per_matchup=games, eval_games=eval_games, seed=seed,
+                                install_to=MODELS_DIR / "tictactoe" if install else None,
+                                progress=not no_progress, train_overrides=_parse_overrides(overrides))
+    results = [SettingResult(**{k: v for k, v in r.items() if k in SettingResult.__dataclass_fields__})
+               for r in summary["results"]]
+    click.echo(format_table(results))
+    click.echo(f"wrote {Path(out_dir) / 'model'}" + (f" and {MODELS_DIR / 'tictactoe'}" if install else ""))
+
+
+def _parse_overrides(items: Sequence[str]) -> dict[str, Any]:
+    import yaml
+
+    parsed: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"--set {item!r}: expected KEY=VALUE")
+        parsed[key.strip()] = yaml.safe_load(value)
+    return parsed
 
 
 # --------------------------------------------------------------------------- play

@@ -23,22 +23,34 @@ def minimax_value(history: tuple[int, ...]) -> int:
 
 
 def all_positions() -> list[tuple[int, ...]]:
+    """Every reachable history, the empty one included."""
     seen: list[tuple[int, ...]] = []
+    game = TicTacToe()
 
-    def walk(history: tuple[int, ...]) -> None:
-        seen.append(history)
-        for move in TicTacToe(history).legal_moves():
-            walk(history + (move,))
+    def walk() -> None:
+        seen.append(tuple(game.history))
+        for move in game.legal_moves():
+            game.push(move)
+            walk()
+            game.pop()
 
-    walk(())
+    walk()
     return seen
 
 
 def test_game_counts_match_known_totals() -> None:
-    finished = [h for h in all_positions() if TicTacToe(h).outcome() is not None]
-    winners = [TicTacToe(h).outcome().winner for h in finished]
+    histories = all_positions()
+    finished: list[int | None] = []
+    boards = set()
+    for history in histories:
+        game = TicTacToe(history)
+        boards.add(tuple(game.cells))
+        outcome = game.outcome()
+        if outcome is not None:
+            finished.append(outcome.winner)
     assert len(finished) == 255_168
-    assert winners.count(0) == 131_184 and winners.count(1) == 77_904 and winners.count(None) == 46_080
+    assert finished.count(0) == 131_184 and finished.count(1) == 77_904 and finished.count(None) == 46_080
+    assert len(boards) == 5_478
 
 
 def test_illegal_moves_are_rejected() -> None:

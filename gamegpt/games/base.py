@@ -130,7 +130,8 @@ class Codec(ABC):
 
     @abstractmethod
     def move_token_sequences(self, game: Game[Any]) -> dict[tuple[int, ...], Any]:
-        """The exact tokens of every legal move in `game`, mapped to the move."""
+        """The exact tokens of every legal move in `game`, mapped to the move. The set is prefix-free
+        (no sequence starts another), so a sampled sequence that is in it is a whole move."""
 
     @abstractmethod
     def parse_move(self, game: Game[Any], tokens: Sequence[int]) -> tuple[Any | None, bool]:

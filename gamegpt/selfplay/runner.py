@@ -90,7 +90,8 @@ def run_selfplay(
         for player in players:
             player.close()
         total = len(existing) + written
-        write_json_atomic(summary_path, {"settings": settings, "games": total, "results": dict(results)})
+        if written or not summary_path.exists():
+            write_json_atomic(summary_path, {"settings": settings, "games": total, "results": dict(results)})
     return SelfplayResult(records_path, summary_path, total, written, dict(results))
 
 
