@@ -243,7 +243,7 @@ def experiment() -> None:
 
 @experiment.command("noise")
 @click.option("--noise", "noise_rates", default="0,0.05,0.5,0.8", show_default=True, help="comma-separated noise rates")
-@click.option("--train-games", type=int, default=5000, show_default=True, help="self-play games per noise rate")
+@click.option("--train-games", type=int, default=10000, show_default=True, help="self-play games per noise rate")
 @click.option("--eval-games", type=int, default=200, show_default=True, help="games per evaluation setting")
 @click.option("--temperatures", default="1.0,0.001", show_default=True)
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override a training option")

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from gamegpt.core.checkpoint import export_model, read_checkpoint_config
+from gamegpt.core.model import GPT, GPTConfig
 from gamegpt.core.train import TrainConfig, train
 from gamegpt.engine.model_player import load_model_player
 from gamegpt.eval.tictactoe import SettingResult, evaluate, format_table, plot_results
@@ -25,7 +26,7 @@ TICTACTOE_MATCHUPS = (
     ("newell-simon:noise=0.3", "newell-simon"),
 )
 TICTACTOE_TRAIN = dict(
-    n_layer=3, n_head=4, n_embd=128, batch_size=64, max_steps=3000, learning_rate=2e-3, min_lr=2e-4,
+    n_layer=3, n_head=4, n_embd=96, batch_size=64, max_steps=2500, learning_rate=2e-3, min_lr=2e-4,
     warmup_steps=100, weight_decay=0.1, eval_interval=500, eval_batches=20, checkpoint_interval=500,
     keep_checkpoints=2,
 )
@@ -74,7 +75,7 @@ def model_card(config: dict[str, Any], results: list[SettingResult], games_per_m
     """The model card: what the model is, how it was made (the one command), and what it measured."""
     model = config["model"]
     meta = config.get("meta", {})
-    n_params = 12 * model["n_layer"] * model["n_embd"] ** 2 + (model["vocab_size"] + model["block_size"]) * model["n_embd"]
+    n_params = GPT(GPTConfig.from_dict(model)).num_params(non_embedding=False)
     matchups = "\n".join(f"- {first} (X) vs {second} (O): {games_per_matchup} games" for first, second in TICTACTOE_MATCHUPS)
     return f"""# tictactoe: the default tic-tac-toe model
 

@@ -6,6 +6,7 @@ from typing import Any, Callable
 
 from gamegpt.errors import UserError
 from gamegpt.games.base import Codec, Game, IllegalMoveError, InvalidMove, Outcome
+from gamegpt.games.chess import ChessGame
 from gamegpt.games.tictactoe import TicTacToe, TicTacToeCodec
 
 _CODECS: dict[str, Callable[..., Codec]] = {
@@ -13,6 +14,7 @@ _CODECS: dict[str, Callable[..., Codec]] = {
 }
 _GAMES: dict[str, Callable[[], Game[Any]]] = {
     "tictactoe": TicTacToe,
+    "chess": ChessGame,
 }
 DEFAULT_CODEC = {"tictactoe": TicTacToeCodec.name}
 
@@ -50,6 +52,6 @@ def codec_from_spec(spec: dict[str, Any] | str) -> Codec:
 
 
 __all__ = [
-    "Codec", "Game", "IllegalMoveError", "InvalidMove", "Outcome", "TicTacToe", "TicTacToeCodec",
+    "ChessGame", "Codec", "Game", "IllegalMoveError", "InvalidMove", "Outcome", "TicTacToe", "TicTacToeCodec",
     "codec_from_spec", "new_game", "register_codec", "register_game", "DEFAULT_CODEC",
 ]

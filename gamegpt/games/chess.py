@@ -1,0 +1,104 @@
+"""Chess rules through the `chess` package (python-chess), behind the Game protocol.
+
+Moves are `chess.Move` objects; their record form is UCI (`e2e4`, `e7e8q`). A game may start from any
+legal position given as FEN; `start` is None for the standard start position. Codecs (Karvonen's
+character PGN, one token per move) build on this class.
+"""
+
+from __future__ import annotations
+
+import chess
+
+from gamegpt.games.base import Game, IllegalMoveError, Outcome
+
+TERMINATIONS = {
+    chess.Termination.CHECKMATE: "checkmate",
+    chess.Termination.STALEMATE: "stalemate",
+    chess.Termination.INSUFFICIENT_MATERIAL: "insufficient_material",
+    chess.Termination.SEVENTYFIVE_MOVES: "seventyfive_moves",
+    chess.Termination.FIVEFOLD_REPETITION: "fivefold_repetition",
+    chess.Termination.FIFTY_MOVES: "fifty_moves",
+    chess.Termination.THREEFOLD_REPETITION: "threefold_repetition",
+}
+
+
+class ChessGame(Game[chess.Move]):
+    """A chess position with its history. `board` is the underlying `chess.Board` (read it, don't push on it).
+
+    `outcome()` ends the game only on what needs no claim (mate, stalemate, insufficient material, the
+    75-move and fivefold rules) unless `claim_draws` is set, then also on the 50-move rule and threefold
+    repetition.
+    """
+
+    name = "chess"
+    side_names = ("white", "black")
+
+    def __init__(self, fen: str | None = None, *, claim_draws: bool = False) -> None:
+        if fen is not None:
+            try:
+                board = chess.Board(fen)
+            except ValueError as exc:
+                raise ValueError(f"bad FEN {fen!r}: {exc}") from None
+            if not board.is_valid():
+                raise ValueError(f"bad FEN {fen!r}: {board.status()!r}")
+            if board.fen() == chess.STARTING_FEN:
+                fen = None
+        self.board = chess.Board(fen) if fen is not None else chess.Board()
+        self._start = fen
+        self.claim_draws = claim_draws
+
+    def legal_moves(self) -> list[chess.Move]:
+        if self.outcome() is not None:
+            return []
+        return list(self.board.legal_moves)
+
+    def is_legal(self, move: object) -> bool:
+        return isinstance(move, chess.Move) and self.outcome() is None and self.board.is_legal(move)
+
+    def push(self, move: chess.Move) -> None:
+        if not self.is_legal(move):
+            raise IllegalMoveError(f"illegal move {move} in {self.board.fen()}")
+        self.board.push(move)
+
+    def pop(self) -> chess.Move:
+        return self.board.pop()
+
+    def outcome(self) -> Outcome | None:
+        result = self.board.outcome(claim_draw=self.claim_draws)
+        if result is None:
+            return None
+        winner = None if result.winner is None else (0 if result.winner == self._first_mover() else 1)
+        return Outcome(winner, TERMINATIONS.get(result.termination, result.termination.name.lower()))
+
+    def _first_mover(self) -> chess.Color:
+        return chess.Board(self._start).turn if self._start else chess.WHITE
+
+    @property
+    def to_move(self) -> int:
+        return 0 if self.board.turn == self._first_mover() else 1
+
+    def copy(self) -> "ChessGame":
+        other = ChessGame(self._start, claim_draws=self.claim_draws)
+        other.board = self.board.copy()
+        return other
+
+    @property
+    def history(self) -> list[chess.Move]:
+        return list(self.board.move_stack)
+
+    @property
+    def start(self) -> str | None:
+        return self._start
+
+    def move_to_str(self, move: chess.Move) -> str:
+        return move.uci()
+
+    def move_from_str(self, text: str) -> chess.Move:
+        try:
+            return chess.Move.from_uci(text.strip())
+        except ValueError:
+            pass
+        try:
+            return self.board.parse_san(text.strip())
+        except ValueError:
+            raise ValueError(f"not a move in UCI or legal SAN here: {text!r}") from None
