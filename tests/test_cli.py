@@ -121,3 +121,11 @@ def test_help_lists_every_area() -> None:
     result = gamegpt("--help")
     for area in ("selfplay", "data", "train", "model", "eval", "experiment", "recipe", "play"):
         assert area in result.stdout
+
+
+def test_example_train_config_is_valid() -> None:
+    from gamegpt.core.train import load_train_config
+
+    path = Path(__file__).resolve().parents[1] / "configs" / "train-tictactoe.yaml"
+    cfg = load_train_config(path, ["data_dir=d", "out_dir=o"])
+    assert cfg.n_layer == 3 and cfg.max_steps == 2500

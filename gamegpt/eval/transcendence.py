@@ -163,6 +163,8 @@ def plot_noise_experiment(rows: list[dict[str, Any]], path: Path) -> Path:
             style = "k--o" if column == "teacher" else "-o"
             label = "noisy teacher" if column == "teacher" else f"model {column}"
             ax.plot(noise, [row[column][key] for row in rows], style, label=label)
+        if key == "vs_newell_simon":
+            ax.axhline(0.5, color="grey", linestyle=":", linewidth=1, label="perfect play (all draws)")
         ax.set_xlabel("noise rate of the training data")
         ax.set_ylabel("score (win 1, draw 1/2)")
         ax.set_title(title)
