@@ -56,11 +56,12 @@ def tictactoe_default(out_dir: str | Path, *, games_per_matchup: int = 5000, eva
         export_model(run_dir, model_dir)
     subjects = {f"T={t:g}": load_model_player(str(model_dir), "tictactoe", temperature=t, policy="raw")
                 for t in (0.0, 1.0)}
-    results = evaluate(subjects, games=eval_games, seed=seed + 1, progress=progress)
+    results = evaluate(subjects, games=eval_games, seed=seed, progress=progress)
     summary = {"policy": "raw", "games_per_setting": eval_games, "results": [r.to_dict() for r in results]}
     write_json_atomic(model_dir / "eval.json", summary)
     plot_results(results, model_dir / "eval.png", title="shipped tic-tac-toe model (raw policy)")
-    card = model_card(read_checkpoint_config(model_dir), results, games_per_matchup, eval_games, seed)
+    card = model_card(read_checkpoint_config(model_dir), results, games_per_matchup, eval_games, seed,
+                      training_minutes=_training_minutes(run_dir / "train_log.jsonl"))
     (model_dir / "README.md").write_text(card)
     if install_to is not None:
         target = Path(install_to)
@@ -70,17 +71,27 @@ def tictactoe_default(out_dir: str | Path, *, games_per_matchup: int = 5000, eva
     return summary
 
 
+def _training_minutes(log_path: Path) -> float | None:
+    """Wall-clock minutes from the first to the last event of a training log (None if unreadable)."""
+    try:
+        times = [json.loads(line)["time"] for line in log_path.read_text().splitlines() if line.strip()]
+    except (OSError, ValueError, KeyError):
+        return None
+    return (max(times) - min(times)) / 60 if len(times) > 1 else None
+
+
 def model_card(config: dict[str, Any], results: list[SettingResult], games_per_matchup: int, eval_games: int,
-               seed: int) -> str:
+               seed: int, training_minutes: float | None = None) -> str:
     """The model card: what the model is, how it was made (the one command), and what it measured."""
     model = config["model"]
     meta = config.get("meta", {})
     n_params = GPT(GPTConfig.from_dict(model)).num_params(non_embedding=False)
     matchups = "\n".join(f"- {first} (X) vs {second} (O): {games_per_matchup} games" for first, second in TICTACTOE_MATCHUPS)
+    took = f" in {training_minutes:.0f} minutes" if training_minutes else ""
     return f"""# tictactoe: the default tic-tac-toe model
 
-A {model['n_layer']}-layer, {model['n_head']}-head, {model['n_embd']}-wide decoder (about {n_params / 1e3:.0f}k
-parameters), codec `{config['codec']['name']}` (one token per cell 0-8, `;` starts a game, `.` ends it),
+A {model['n_layer']}-layer, {model['n_head']}-head, {model['n_embd']}-wide decoder ({n_params / 1e3:.0f}k parameters),
+codec `{config['codec']['name']}` (one token per cell 0-8, `;` starts a game, `.` ends it),
 context {model['block_size']} tokens. It learned tic-tac-toe only from game transcripts.
 
 ## Recipe (one command)
@@ -90,13 +101,13 @@ context {model['block_size']} tokens. It learned tic-tac-toe only from game tran
 Training games (self-play, seed {seed}; `noise=P`: a random legal move with probability P):
 {matchups}
 
-Training: {json.dumps({k: v for k, v in TICTACTOE_TRAIN.items()})}.
+Training: {json.dumps(TICTACTOE_TRAIN)}, on CPU{took}.
 Final train loss {meta.get('train_loss', float('nan')):.4f}, held-out loss {meta.get('val_loss', float('nan')):.4f}
 (per token; the uniform-random side of the games puts a floor under it).
 
 ## Measured results
 
-`gamegpt eval tictactoe --model tictactoe --policy raw --temperatures 0,1 --games {eval_games}`
+`gamegpt eval tictactoe --model tictactoe --policy raw --temperatures 0,1 --games {eval_games} --seed {seed}`
 (raw policy: the first sampled move counts, an illegal one loses the game; `mask` makes every move legal).
 Score: win 1, draw 1/2; 0.5 against the perfect player is the best anyone can do.
 

@@ -66,3 +66,14 @@ def test_trained_model_beats_random_and_rarely_errs(tiny_model: Path) -> None:
                          progress=False)
     assert sum(r.score for r in results) > sum(r.score for r in untrained) + 0.3
     assert sum(r.illegal_moves for r in results) < sum(r.illegal_moves for r in untrained)
+
+
+def test_shipped_model_never_loses_to_the_perfect_player() -> None:
+    from gamegpt.eval.tictactoe import standard_opponents
+
+    player = load_model_player("tictactoe", "tictactoe", temperature=0.0, policy="raw")
+    perfect = {"newell-simon": standard_opponents()["newell-simon"]}
+    results = evaluate({"shipped": player}, perfect, games=100, seed=123, progress=False)
+    assert [r.side for r in results] == ["x", "o"]
+    for r in results:
+        assert r.losses == 0 and r.illegal_moves == 0, r

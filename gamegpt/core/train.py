@@ -5,7 +5,7 @@ Batches are a pure function of (seed, step): step s trains on the blocks
 the r-th slice of batch_size. Resuming therefore needs only the step (plus the model, optimizer and RNG
 states, which checkpoints hold), and DDP with 2 ranks x batch B makes the same update as 1 process with 2B.
 
-Distributed training: run under torchrun (`torchrun --nproc_per_node=2 -m gamegpt.core.train cfg.yaml`);
+Distributed training: run under torchrun (`torchrun --standalone --nproc_per_node=2 -m gamegpt.cli train --config cfg.yaml`);
 when WORLD_SIZE > 1 the process group is set up (gloo on CPU, nccl on CUDA), only rank 0 writes checkpoints
 and logs and shows the progress bar.
 
@@ -25,7 +25,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -46,7 +46,7 @@ from gamegpt.core.checkpoint import (
 )
 from gamegpt.core.data import get_batch, open_split, read_meta
 from gamegpt.core.model import GPT, GPTConfig
-from gamegpt.errors import CheckpointError, ConfigError, UserError
+from gamegpt.errors import CheckpointError, ConfigError
 
 LOG_FILE = "train_log.jsonl"
 _EVAL_STREAM = 0xE7A1  # keeps the eval batches' random stream apart from the training batches'
@@ -670,29 +670,3 @@ def _train(cfg: TrainConfig, ctx: _Context, *, resume: bool, stop_after: int | N
         tokens_per_second = train_steps * tokens_per_step / train_seconds
     say(f"trained to step {step}; checkpoint in {last_checkpoint}, log in {log_path}")
     return TrainResult(out, step, state["last_train_loss"], state["last_val_loss"], tokens_per_second, last_checkpoint)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m gamegpt.core.train CONFIG.yaml [key=value ...] [--resume]` (also under torchrun)."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    resume = "--resume" in args
-    args = [a for a in args if a != "--resume"]
-    if not args or args[0].startswith("-"):
-        print("usage: python -m gamegpt.core.train CONFIG.yaml [key=value ...] [--resume]", file=sys.stderr)
-        return 2
-    try:
-        cfg = load_train_config(args[0], args[1:])
-        result = train(cfg, resume=resume)
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
-    if int(os.environ.get("RANK", "0")) == 0:
-        print(f"step {result.step}: train loss {result.train_loss}, val loss {result.val_loss}; "
-              f"checkpoint {result.checkpoint}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

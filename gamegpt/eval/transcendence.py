@@ -21,7 +21,7 @@ from gamegpt.core.checkpoint import export_model, read_checkpoint_config
 from gamegpt.core.train import TrainConfig, train
 from gamegpt.engine.model_player import load_model_player
 from gamegpt.errors import UserError
-from gamegpt.eval.tictactoe import SettingResult, evaluate, format_table, plot_results
+from gamegpt.eval.tictactoe import SettingResult, evaluate, format_table
 from gamegpt.players.base import Noisy
 from gamegpt.players.newell_simon import NewellSimonPlayer
 from gamegpt.selfplay.dataset import records_to_shards
