@@ -130,6 +130,18 @@ def data_shards(records: Sequence[str], out: str, game: str, codec: str | None, 
     click.echo(f"wrote {out}")
 
 
+@data.command("import-pgn")
+@click.argument("pgn_files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--out", type=click.Path(dir_okay=False), required=True, help="records file (JSONL) to write")
+def data_import_pgn(pgn_files: Sequence[str], out: str) -> None:
+    """Turn PGN files into chess game records; variants and broken games are skipped and counted."""
+    from gamegpt.selfplay.pgn_import import import_pgn
+
+    report = import_pgn(list(pgn_files), out)
+    click.echo(report.describe())
+    click.echo(f"wrote {out}")
+
+
 # --------------------------------------------------------------------------- train
 @main.command()
 @click.option("--data", "data_dir", type=click.Path(), default=None, help="token shard directory")
@@ -233,6 +245,53 @@ def eval_tictactoe(model_path: str, temperatures: str, policy: str, games: int, 
                                              "seed": seed, "results": [r.to_dict() for r in results]})
     plot_results(results, out / "results.png", title=f"{model_path} ({policy} policy)")
     click.echo(f"wrote {out / 'results.json'} and {out / 'results.png'}")
+
+
+@eval.command("legality")
+@click.option("--model", "models", multiple=True, required=True, help="checkpoint path or shipped name (repeatable)")
+@click.option("--records", type=click.Path(dir_okay=False), default=None, help="held-out game records (JSONL)")
+@click.option("--pgn", type=click.Path(dir_okay=False), default=None, help="held-out games as PGN (chess)")
+@click.option("--games", type=int, default=500, show_default=True, help="use the first N games")
+@click.option("--temperature", type=float, default=1.0, show_default=True)
+@click.option("--move-numbers", default="1,2,10,20,40,50,60", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="results/legality", show_default=True)
+@click.option("--threads", type=int, default=1, show_default=True, help=THREADS_HELP)
+def eval_legality(models: Sequence[str], records: str | None, pgn: str | None, games: int, temperature: float,
+                  move_numbers: str, seed: int, out_dir: str, threads: int) -> None:
+    """Legal-move rate of each model's first sampled move, by move number, on held-out games."""
+    import tempfile
+
+    from gamegpt.engine.model_player import load_model_player
+    from gamegpt.eval.legality import format_legality_table, legal_move_rate, plot_legality
+    from gamegpt.records import iter_records
+    from gamegpt.selfplay.pgn_import import import_pgn
+    from gamegpt.selfplay.runner import write_json_atomic
+
+    _set_threads(threads)
+    if (records is None) == (pgn is None):
+        raise UserError("give exactly one of --records or --pgn")
+    with tempfile.TemporaryDirectory() as tmp:
+        if pgn is not None:
+            report = import_pgn([pgn], Path(tmp) / "games.jsonl")
+            click.echo(f"{pgn}: {report.describe()}")
+            records = str(Path(tmp) / "games.jsonl")
+        held_out = []
+        for record in iter_records(records):
+            if len(held_out) >= games:
+                break
+            held_out.append(record)
+    numbers = [int(n) for n in _floats(move_numbers)]
+    results = []
+    for name in models:
+        player = load_model_player(name, None, temperature=temperature, policy="raw")
+        results.append(legal_move_rate(player, held_out, move_numbers=numbers, seed=seed, label=name))
+    click.echo(format_legality_table(results))
+    out = Path(out_dir)
+    write_json_atomic(out / "legality.json", {"games": len(held_out), "source": pgn or records,
+                                              "results": [r.to_dict() for r in results]})
+    plot_legality(results, out / "legality.png", title=f"legal first samples on {Path(pgn or records or '').name}")
+    click.echo(f"wrote {out / 'legality.json'} and {out / 'legality.png'}")
 
 
 # --------------------------------------------------------------------------- experiment
