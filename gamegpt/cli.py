@@ -12,23 +12,11 @@ from typing import Any, Sequence
 
 import click
 
+from gamegpt.cliutil import Group, with_noise
 from gamegpt.errors import UserError
+from gamegpt.selfplay.chess_command import selfplay_chess
 
 THREADS_HELP = "torch CPU threads (1 is fastest for play and evaluation of small models)"
-
-
-class _Group(click.Group):
-    """A click group that turns UserError into one line on stderr and exit code 2."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except UserError as exc:
-            click.echo(f"error: {exc}", err=True)
-            ctx.exit(2)
-        except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
-            ctx.exit(130)
 
 
 def _floats(text: str) -> list[float]:
@@ -45,7 +33,7 @@ def _set_threads(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="gamegpt")
 def main() -> None:
     """gamegpt: small GPTs that learn games from transcripts, and play them.
@@ -62,7 +50,7 @@ def main() -> None:
 
 
 # --------------------------------------------------------------------------- selfplay
-@main.group(cls=_Group)
+@main.group(cls=Group)
 def selfplay() -> None:
     """Arena runs whose game records become training data."""
 
@@ -91,20 +79,17 @@ def selfplay_tictactoe(first: str, second: str, noise: float | None, games: int,
                    f"results {result.results}")
     else:
         _set_threads(threads)
-        specs = [_with_noise(spec, noise) for spec in (first, second)]
+        specs = [with_noise(spec, noise) for spec in (first, second)]
         result = run_selfplay("tictactoe", specs, n_games=games, seed=seed, out=out)
         click.echo(f"{result.games_new} new games, {result.games_total} in all; results {result.results}")
     click.echo(f"wrote {result.records_path} and {result.summary_path}")
 
 
-def _with_noise(spec: str, noise: float | None) -> str:
-    if noise is None or "noise=" in spec:
-        return spec
-    return f"{spec}{',' if ':' in spec else ':'}noise={noise:g}"
+selfplay.add_command(selfplay_chess, "chess")
 
 
 # --------------------------------------------------------------------------- data
-@main.group(cls=_Group)
+@main.group(cls=Group)
 def data() -> None:
     """Game records → token shards."""
 
@@ -179,7 +164,7 @@ def train(data_dir: str | None, out_dir: str | None, config_path: str | None, ov
 
 
 # --------------------------------------------------------------------------- model
-@main.group(cls=_Group)
+@main.group(cls=Group)
 def model() -> None:
     """Inspect and export checkpoints."""
 
@@ -212,7 +197,7 @@ def model_info(path: str) -> None:
 
 
 # --------------------------------------------------------------------------- eval
-@main.group(cls=_Group)
+@main.group(cls=Group)
 def eval() -> None:  # noqa: A001 - the command is called eval
     """Score players in arenas."""
 
@@ -295,7 +280,7 @@ def eval_legality(models: Sequence[str], records: str | None, pgn: str | None, g
 
 
 # --------------------------------------------------------------------------- experiment
-@main.group(cls=_Group)
+@main.group(cls=Group)
 def experiment() -> None:
     """Studies that chain self-play, training and evaluation."""
 
@@ -328,7 +313,7 @@ def experiment_noise(noise_rates: str, train_games: int, eval_games: int, temper
 
 
 # --------------------------------------------------------------------------- recipe
-@main.group(cls=_Group)
+@main.group(cls=Group)
 def recipe() -> None:
     """One-command recipes that make the shipped default models."""
 
@@ -359,6 +344,36 @@ def recipe_tictactoe(out_dir: str, games: int, eval_games: int, seed: int, overr
     click.echo(f"wrote {Path(out_dir) / 'model'}" + (f" and {MODELS_DIR / 'tictactoe'}" if install else ""))
 
 
+@recipe.command("chess")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="runs/chessgpt-default", show_default=True)
+@click.option("--games", type=int, default=8000, show_default=True, help="Stockfish self-play games to train on")
+@click.option("--held-out-games", type=int, default=200, show_default=True)
+@click.option("--workers", type=int, default=2, show_default=True, help="self-play processes")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--fischer", type=click.Path(dir_okay=False), default=None,
+              help="real games for the legality table (default: ../shared/data/games/fischer.pgn if present)")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override a training option")
+@click.option("--install", is_flag=True, help="copy the model and its card to models/chessgpt")
+@click.option("--threads", type=int, default=None, help="torch CPU threads for training (default: torch's)")
+@click.option("--no-progress", is_flag=True)
+def recipe_chess(out_dir: str, games: int, held_out_games: int, workers: int, seed: int, fischer: str | None,
+                 overrides: Sequence[str], install: bool, threads: int | None, no_progress: bool) -> None:
+    """Stockfish self-play → char-PGN shards → training → export → legality tables → model card."""
+    from gamegpt.engine.model_player import MODELS_DIR
+    from gamegpt.recipes import chess_default
+
+    _set_threads(threads)
+    if fischer is None:
+        default = Path(__file__).resolve().parents[2] / "shared" / "data" / "games" / "fischer.pgn"
+        fischer = str(default) if default.exists() else None
+    chess_default(out_dir, games=games, held_out_games=held_out_games, workers=workers, seed=seed,
+                  fischer_pgn=fischer, install_to=MODELS_DIR / "chessgpt" if install else None,
+                  progress=not no_progress, train_overrides=_parse_overrides(overrides))
+    model_dir = Path(out_dir) / "model"
+    click.echo((model_dir / "README.md").read_text())
+    click.echo(f"wrote {model_dir}" + (f" and {MODELS_DIR / 'chessgpt'}" if install else ""))
+
+
 def _parse_overrides(items: Sequence[str]) -> dict[str, Any]:
     import yaml
 
@@ -372,7 +387,7 @@ def _parse_overrides(items: Sequence[str]) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- play
-@main.group(cls=_Group)
+@main.group(cls=Group)
 def play() -> None:
     """Play a model yourself, in the terminal."""
 

@@ -20,3 +20,7 @@ class ConfigError(UserError):
 
 class PlayerSpecError(UserError):
     """A player spec names an unknown player or gives it a bad option."""
+
+
+class EngineError(UserError):
+    """A UCI engine is missing, died, timed out, or answered something unusable."""

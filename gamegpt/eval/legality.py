@@ -16,6 +16,7 @@ from tqdm import tqdm
 from gamegpt.engine.model_player import ModelPlayer
 from gamegpt.errors import RecordsError
 from gamegpt.eval.arena import derive_seed
+from gamegpt.eval.plots import pyplot, save_figure
 from gamegpt.games.base import IllegalMoveError, InvalidMove
 from gamegpt.records import GameRecord
 
@@ -107,12 +108,7 @@ def format_legality_table(results: Sequence[LegalityResult]) -> str:
 
 def plot_legality(results: Sequence[LegalityResult], path: str | Path, title: str) -> Path:
     """One line per model: legal-move rate of the first sample against move number."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    fig, ax = pyplot().subplots(figsize=(7, 4.2))
     for r in results:
         numbers = [n for n in sorted(r.positions) if r.rate(n) is not None]
         ax.plot(numbers, [r.rate(n) for n in numbers], "-o", label=f"{r.model} (T={r.temperature:g})")
@@ -122,11 +118,4 @@ def plot_legality(results: Sequence[LegalityResult], path: str | Path, title: st
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title(title)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return save_figure(fig, path)

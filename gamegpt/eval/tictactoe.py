@@ -11,6 +11,7 @@ from typing import Any, Iterable, Mapping
 from tqdm import tqdm
 
 from gamegpt.eval.arena import derive_seed, play_games
+from gamegpt.eval.plots import pyplot, save_figure
 from gamegpt.games.tictactoe import TicTacToe
 from gamegpt.players.base import Player, RandomPlayer
 from gamegpt.players.newell_simon import NewellSimonPlayer
@@ -131,13 +132,8 @@ def format_table(results: Iterable[SettingResult]) -> str:
 
 def plot_results(results: list[SettingResult], path: str | Path, title: str = "tic-tac-toe evaluation") -> Path:
     """Stacked win/draw/loss bars per setting, one panel per opponent; illegal-move rate printed on each bar."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     opponents = list(dict.fromkeys(r.opponent for r in results))
-    fig, axes = plt.subplots(1, len(opponents), figsize=(6 * len(opponents), 4.5), squeeze=False)
+    fig, axes = pyplot().subplots(1, len(opponents), figsize=(6 * len(opponents), 4.5), squeeze=False)
     for ax, opponent in zip(axes[0], opponents):
         rows = [r for r in results if r.opponent == opponent]
         labels = [f"{r.subject}\nas {r.side.upper()}" for r in rows]
@@ -155,11 +151,4 @@ def plot_results(results: list[SettingResult], path: str | Path, title: str = "t
         ax.set_title(f"vs {opponent}")
         ax.legend(loc="lower right", fontsize=7)
     fig.suptitle(title)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return save_figure(fig, path)

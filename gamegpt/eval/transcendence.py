@@ -21,6 +21,7 @@ from gamegpt.core.checkpoint import export_model, read_checkpoint_config
 from gamegpt.core.train import TrainConfig, train
 from gamegpt.engine.model_player import load_model_player
 from gamegpt.errors import UserError
+from gamegpt.eval.plots import pyplot, save_figure
 from gamegpt.eval.tictactoe import SettingResult, evaluate, format_table
 from gamegpt.players.base import Noisy
 from gamegpt.players.newell_simon import NewellSimonPlayer
@@ -150,14 +151,9 @@ def format_noise_table(rows: list[dict[str, Any]]) -> str:
 
 def plot_noise_experiment(rows: list[dict[str, Any]], path: Path) -> Path:
     """Score against each opponent by noise rate: the teacher and each model temperature, one line each."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     columns = [k for k in rows[0] if k == "teacher" or k.startswith("T=")]
     noise = [row["noise"] for row in rows]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, axes = pyplot().subplots(1, 2, figsize=(11, 4.2))
     for ax, (key, title) in zip(axes, (("vs_newell_simon", "vs perfect player"), ("vs_random", "vs random player"))):
         for column in columns:
             style = "k--o" if column == "teacher" else "-o"
@@ -172,9 +168,4 @@ def plot_noise_experiment(rows: list[dict[str, Any]], path: Path) -> Path:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle("tic-tac-toe: does the low-temperature model beat the noisy players it learned from?")
-    fig.tight_layout()
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return save_figure(fig, path)

@@ -7,16 +7,19 @@ from typing import Any, Callable
 from gamegpt.errors import UserError
 from gamegpt.games.base import Codec, Game, IllegalMoveError, InvalidMove, Outcome
 from gamegpt.games.chess import ChessGame
+from gamegpt.games.chess_codecs import MoveTokenCodec, PgnCharCodec
 from gamegpt.games.tictactoe import TicTacToe, TicTacToeCodec
 
 _CODECS: dict[str, Callable[..., Codec]] = {
     TicTacToeCodec.name: TicTacToeCodec,
+    PgnCharCodec.name: PgnCharCodec,
+    MoveTokenCodec.name: MoveTokenCodec,
 }
-_GAMES: dict[str, Callable[[], Game[Any]]] = {
+_GAMES: dict[str, Callable[..., Game[Any]]] = {
     "tictactoe": TicTacToe,
     "chess": ChessGame,
 }
-DEFAULT_CODEC = {"tictactoe": TicTacToeCodec.name}
+DEFAULT_CODEC = {"tictactoe": TicTacToeCodec.name, "chess": PgnCharCodec.name}
 
 
 def register_codec(name: str, factory: Callable[..., Codec]) -> None:
@@ -24,19 +27,24 @@ def register_codec(name: str, factory: Callable[..., Codec]) -> None:
     _CODECS[name] = factory
 
 
-def register_game(name: str, factory: Callable[[], Game[Any]], default_codec: str | None = None) -> None:
+def register_game(name: str, factory: Callable[..., Game[Any]], default_codec: str | None = None) -> None:
     """Make a game available to `new_game` under `name`."""
     _GAMES[name] = factory
     if default_codec:
         DEFAULT_CODEC[name] = default_codec
 
 
-def new_game(name: str) -> Game[Any]:
-    """A new game of the named kind in its standard start position."""
+def new_game(name: str, **options: Any) -> Game[Any]:
+    """A new game of the named kind in its standard start position; `options` go to its constructor
+    (chess: `claim_draws=True`). Raises UserError for an unknown game or option."""
+    if name not in _GAMES:
+        raise UserError(f"unknown game {name!r}; known: {', '.join(sorted(_GAMES))}")
     try:
-        return _GAMES[name]()
-    except KeyError:
-        raise UserError(f"unknown game {name!r}; known: {', '.join(sorted(_GAMES))}") from None
+        return _GAMES[name](**options)
+    except TypeError:
+        if not options:
+            raise
+        raise UserError(f"game {name!r} does not take the options {', '.join(sorted(options))}") from None
 
 
 def codec_from_spec(spec: dict[str, Any] | str) -> Codec:
@@ -52,6 +60,7 @@ def codec_from_spec(spec: dict[str, Any] | str) -> Codec:
 
 
 __all__ = [
-    "ChessGame", "Codec", "Game", "IllegalMoveError", "InvalidMove", "Outcome", "TicTacToe", "TicTacToeCodec",
+    "ChessGame", "Codec", "Game", "IllegalMoveError", "InvalidMove", "MoveTokenCodec", "Outcome", "PgnCharCodec",
+    "TicTacToe", "TicTacToeCodec",
     "codec_from_spec", "new_game", "register_codec", "register_game", "DEFAULT_CODEC",
 ]

@@ -26,8 +26,10 @@ class ChessGame(Game[chess.Move]):
     """A chess position with its history. `board` is the underlying `chess.Board` (read it, don't push on it).
 
     `outcome()` ends the game only on what needs no claim (mate, stalemate, insufficient material, the
-    75-move and fivefold rules) unless `claim_draws` is set, then also on the 50-move rule and threefold
-    repetition.
+    75-move and fivefold rules) unless `claim_draws` is set, then also once 50 moves have passed without a
+    capture or pawn move, or the position on the board has occurred three times (python-chess's
+    `is_fifty_moves`/`is_repetition(3)`: a draw claimable now, not one claimable by announcing the next
+    move, which costs ~25x more to find). The outcome is computed once per position and cached.
     """
 
     name = "chess"
@@ -46,6 +48,8 @@ class ChessGame(Game[chess.Move]):
         self.board = chess.Board(fen) if fen is not None else chess.Board()
         self._start = fen
         self.claim_draws = claim_draws
+        self._outcome_key: tuple[int, chess.Move | None] | None = None
+        self._outcome: Outcome | None = None
 
     def legal_moves(self) -> list[chess.Move]:
         if self.outcome() is not None:
@@ -64,7 +68,20 @@ class ChessGame(Game[chess.Move]):
         return self.board.pop()
 
     def outcome(self) -> Outcome | None:
-        result = self.board.outcome(claim_draw=self.claim_draws)
+        stack = self.board.move_stack
+        key = (len(stack), stack[-1] if stack else None)
+        if self._outcome_key is not None and key[0] == self._outcome_key[0] and key[1] is self._outcome_key[1]:
+            return self._outcome
+        self._outcome, self._outcome_key = self._compute_outcome(), key
+        return self._outcome
+
+    def _compute_outcome(self) -> Outcome | None:
+        result = self.board.outcome()
+        if result is None and self.claim_draws:
+            if self.board.is_fifty_moves():
+                result = chess.Outcome(chess.Termination.FIFTY_MOVES, None)
+            elif self.board.is_repetition(3):
+                result = chess.Outcome(chess.Termination.THREEFOLD_REPETITION, None)
         if result is None:
             return None
         winner = None if result.winner is None else (0 if result.winner == self._first_mover() else 1)

@@ -118,6 +118,9 @@ class TicTacToeCodec(Codec):
         return TicTacToe()
 
     def encode_moves(self, game_before: Game[int], moves: Sequence[int]) -> list[int]:
+        game = game_before.copy()
+        for move in moves:
+            game.push(move)  # raises IllegalMoveError
         return [int(m) for m in moves]
 
     def decode_game(self, tokens: Sequence[int]) -> tuple[str | None, list[int]]:

@@ -3,7 +3,9 @@
     NAME[:KEY=VALUE,KEY=VALUE...]
 
 e.g. `newell-simon`, `random`, `human`, `newell-simon:noise=0.05`,
-`model:path=models/tictactoe,temperature=0.001,policy=mask`. Any player takes `noise=P`, which wraps it
+`model:path=models/tictactoe,temperature=0.001,policy=mask`; for chess `stockfish:skill=3,nodes=1000`,
+`stockfish:elo=1500,movetime=50`, `stockfish:skill=0-9` (a level drawn per game) and
+`uci:cmd=/path/to/engine,depth=8,opt_hash=32` (any UCI engine). Any player takes `noise=P`, which wraps it
 in `Noisy(player, P)`.
 """
 
@@ -42,11 +44,23 @@ def _model(game: str, options: dict[str, str]) -> Player:
     return model_player_from_options(game, options)
 
 
+def _stockfish(game: str, options: dict[str, str]) -> Player:
+    from gamegpt.players.stockfish import stockfish_from_options
+    return stockfish_from_options(game, options)
+
+
+def _uci(game: str, options: dict[str, str]) -> Player:
+    from gamegpt.players.uci import uci_player_from_options
+    return uci_player_from_options(game, options)
+
+
 PLAYERS: dict[str, Factory] = {
     "random": _no_options(RandomPlayer),
     "newell-simon": _newell_simon,
     "human": _human,
     "model": _model,
+    "stockfish": _stockfish,
+    "uci": _uci,
 }
 ALIASES = {"ns": "newell-simon", "perfect": "newell-simon"}
 

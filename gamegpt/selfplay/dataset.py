@@ -15,22 +15,19 @@ DEFAULT_BLOCK_LEN = {"tictactoe": 64}
 
 
 def record_tokens(codec: Codec, paths: Sequence[str | Path]) -> Iterator[list[int]]:
-    """Tokens of every game in the records files. A record of another game, or with a move that is not
-    legal in its position, raises RecordsError naming the file and game."""
+    """Tokens of every game in the records files (moves in record form: UCI for chess). A record of another
+    game, or with a move that is not legal in its position, raises RecordsError naming the file and game."""
     for path in paths:
         for number, record in enumerate(iter_records(path)):
             game = codec.new_game(record.start)
             if record.game != game.name:
                 raise RecordsError(f"{path}: game {number} is {record.game!r}, but codec {codec.name} is for {game.name!r}")
-            moves: list[Any] = []
             try:
-                for text in record.moves:
-                    move = game.move_from_str(text)
-                    game.push(move)
-                    moves.append(move)
+                moves = [game.move_from_str(text) for text in record.moves]
+                tokens = codec.encode_game(moves, record.start, finished=record.result != "*")
             except (ValueError, IllegalMoveError) as exc:
                 raise RecordsError(f"{path}: game {number}: {exc}") from None
-            yield codec.encode_game(moves, record.start, finished=record.result != "*")
+            yield tokens
 
 
 def records_to_shards(

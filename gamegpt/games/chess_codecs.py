@@ -1,0 +1,452 @@
+"""Chess codecs: Karvonen's character PGN (`chess-pgn-chars`) and one token per move (`chess-uci-moves`).
+
+Both encode `ChessGame`s (moves are `chess.Move`, castling as the king's move `e1g1`) and refuse other games
+with TypeError. Encoding checks every move and raises ValueError naming the first illegal one.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import chess
+
+from gamegpt.games.base import Codec, Game
+from gamegpt.games.chess import ChessGame
+
+PGN_VOCABULARY = " #+-.0123456789;=BKNOQRabcdefghx"
+"""Karvonen's 32 characters; a character's token is its index here (space = 0, ';' = 15)."""
+
+_PGN_INDEX = {char: index for index, char in enumerate(PGN_VOCABULARY)}
+_MOVE_WORD = re.compile(r"(?:(\d+)(\.\.\.|\.))?(.*)")
+
+
+def _board(game: Game[Any]) -> chess.Board:
+    """The board of a chess game; TypeError for any other game."""
+    if not isinstance(game, ChessGame):
+        raise TypeError(f"chess codecs encode ChessGame, not {type(game).__name__}")
+    return game.board
+
+
+def _start_board(start: str | None) -> chess.Board:
+    return chess.Board(start) if start is not None else chess.Board()
+
+
+def _checked_push(board: chess.Board, move: chess.Move, ply: int) -> None:
+    """Push `move` on `board`, or raise ValueError naming the ply and position."""
+    if not isinstance(move, chess.Move) or not board.is_legal(move):
+        raise ValueError(f"illegal move {move} at ply {ply} in {board.fen()}")
+    board.push(move)
+
+
+class PgnCharCodec(Codec):
+    """Karvonen's character PGN: `;1.e4 e5 2.Nf3 Nc6 3.Bb5`, one token per character of `PGN_VOCABULARY`.
+
+    A game is `;` (bos; there is no eos) and its movetext: SAN with `+`/`#`, `O-O`, `e8=Q`, no headers, no
+    result, no space after a move number's dot, one space between moves. Numbering always starts at 1;
+    a game whose first move is Black's reads `;1...e5 2.Nf3`. The start position is not in the text
+    (`spec()` says `"start_position": false`), so `decode_game` reads every text as a game from the standard
+    start: the text of a game from another position gives ValueError or, by chance, other legal moves.
+
+    For playing, the text is cut so that what the model writes is always consistent with the next prefix:
+      * `prefix_tokens(game)`: `;` + the history, then `" 2."` if White is to move (just `;1.` at the
+        start, `;1...` if Black moves first from a FEN), nothing more if Black is to move (`;1.e4`).
+      * the tokens of a move: White's (and a first Black move after `1...`) are SAN + " " (`Nf3 `),
+        Black's otherwise " " + SAN + " " (` Nc6 `). The set of a position's moves is prefix-free.
+      * `parse_move` is complete at the first space after a non-space character (with the move if it is
+        the exact SAN `board.san` writes and legal, else None), or as None on garbage: a missing or
+        unexpected leading space, a `;`, or `max_move_tokens` tokens without a space.
+    """
+
+    name = "chess-pgn-chars"
+    vocab_size = len(PGN_VOCABULARY)
+    bos = _PGN_INDEX[";"]
+    eos = None
+    max_move_tokens = 10
+    """The longest move is 9 tokens: Black's ` exd8=Q+ ` (SAN has at most 7 characters)."""
+
+    space = _PGN_INDEX[" "]
+    """The token that ends every move (0)."""
+
+    def __init__(self, start_position: bool = False) -> None:
+        if start_position:
+            raise ValueError("chess-pgn-chars cannot encode a start position (the text is movetext only)")
+
+    def spec(self) -> dict[str, Any]:
+        return {"name": self.name, "vocab_size": self.vocab_size, "start_position": False}
+
+    # --- text <-> tokens -------------------------------------------------------------------------
+
+    @staticmethod
+    def text_to_tokens(text: str) -> list[int]:
+        """The tokens of `text`; ValueError naming the first character outside the vocabulary."""
+        try:
+            return [_PGN_INDEX[char] for char in text]
+        except KeyError as exc:
+            raise ValueError(f"character {exc.args[0]!r} is not in the chess-pgn-chars vocabulary "
+                             f"{PGN_VOCABULARY!r}") from None
+
+    def tokens_to_text(self, tokens: Sequence[int]) -> str:
+        """The characters of `tokens`; ValueError for a token outside [0, 32)."""
+        chars = []
+        for token in tokens:
+            if not 0 <= token < self.vocab_size:
+                raise ValueError(f"token {token} is outside the {self.vocab_size}-token chess-pgn-chars vocabulary")
+            chars.append(PGN_VOCABULARY[token])
+        return "".join(chars)
+
+    # --- text of games and positions ----------------------------------------------------------------
+
+    @staticmethod
+    def _pieces(board: chess.Board, moves: Sequence[chess.Move], first_ply: int = 0) -> list[str]:
+        """The text of each move as it appears in the game (" 2.Nf3", " Nc6", "1.e4", "1...e5"), pushing
+        the moves on `board`. `first_ply` is the number of plies already played from the start."""
+        black_first = (board.turn == chess.BLACK) == (first_ply % 2 == 0)
+        pieces = []
+        for ply, move in enumerate(moves, start=first_ply):
+            if not isinstance(move, chess.Move) or not board.is_legal(move):
+                raise ValueError(f"illegal move {move} at ply {ply + 1} in {board.fen()}")
+            pieces.append(PgnCharCodec._piece(ply, black_first, board.san(move)))
+            board.push(move)
+        return pieces
+
+    @staticmethod
+    def _piece(ply: int, black_first: bool, san: str) -> str:
+        """The text of the move `san` at `ply` (0-based from the start) in the game text."""
+        counted = ply + black_first
+        separator = " " if ply else ""
+        if counted % 2 == 0:
+            return f"{separator}{counted // 2 + 1}.{san}"
+        if ply == 0:
+            return f"1...{san}"
+        return f"{separator}{san}"
+
+    @staticmethod
+    def _continuation(board: chess.Board, plies: int) -> str:
+        """What the prefix adds after `plies` moves: the next move number if White is to move."""
+        if board.turn == chess.WHITE:
+            black_first = plies % 2 == 1
+            return f"{' ' if plies else ''}{(plies + black_first) // 2 + 1}."
+        return "" if plies else "1..."
+
+    def game_text(self, moves: Sequence[chess.Move], start: str | None = None) -> str:
+        """The text of a whole game: `;1.e4 e5 2.Nf3` (no trailing number or space). ValueError on an
+        illegal move."""
+        return ";" + "".join(self._pieces(_start_board(start), moves))
+
+    def prefix_text(self, game: Game[Any]) -> str:
+        """The text the model reads before `game`'s next move, e.g. `;1.e4 e5 2.` or `;1.e4`."""
+        _board(game)
+        board = _start_board(game.start)
+        history = game.history
+        return ";" + "".join(self._pieces(board, history)) + self._continuation(board, len(history))
+
+    def move_text(self, game: Game[Any], move: chess.Move) -> str:
+        """The text the model writes for `move` (legal in `game`): `Nf3 ` for White, ` Nc6 ` for Black."""
+        board = _board(game)
+        return self._move_text(board, len(game.history), board.san(move))
+
+    @staticmethod
+    def _move_text(board: chess.Board, plies: int, san: str) -> str:
+        leading = " " if board.turn == chess.BLACK and plies else ""
+        return f"{leading}{san} "
+
+    # --- Codec ---------------------------------------------------------------------------------------
+
+    def new_game(self, start: str | None = None) -> ChessGame:
+        return ChessGame(start)
+
+    def prefix_tokens(self, game: Game[Any]) -> list[int]:
+        return self.text_to_tokens(self.prefix_text(game))
+
+    def encode_moves(self, game_before: Game[Any], moves: Sequence[Any]) -> list[int]:
+        """The text that follows `prefix_tokens(game_before)` in the game text once `moves` are played
+        (so `prefix_tokens + encode_moves` is the game text); empty for no moves."""
+        if not moves:
+            return []
+        _board(game_before)
+        board = _start_board(game_before.start)
+        history = game_before.history
+        before = self._pieces(board, history)
+        prefix = "".join(before) + self._continuation(board, len(history))
+        after = "".join(before + self._pieces(board, moves, first_ply=len(history)))
+        return self.text_to_tokens(after[len(prefix):])
+
+    def encode_game(self, moves: Sequence[Any], start: str | None = None, finished: bool = True) -> list[int]:
+        """The tokens of `game_text(moves, start)`; `finished` changes nothing (there is no eos)."""
+        return self.text_to_tokens(self.game_text(moves, start))
+
+    def decode_game(self, tokens: Sequence[int]) -> tuple[str | None, list[chess.Move]]:
+        """The moves of a game text (`encode_game`'s, or a `prefix_tokens` one ending in `N.`), always from
+        the standard start. ValueError on text that is not exactly that form or not a legal game."""
+        text = self.tokens_to_text(tokens)
+        if not text.startswith(";"):
+            raise ValueError(f"chess-pgn-chars text must start with ';', got {text[:40]!r}")
+        body = text[1:]
+        if ";" in body:
+            raise ValueError(f"more than one game (a second ';' at character {body.index(';') + 1})")
+        board = chess.Board()
+        pieces: list[str] = []
+        words = body.split(" ") if body else []
+        for number, word in enumerate(words):
+            match = _MOVE_WORD.fullmatch(word)
+            assert match is not None  # the pattern matches every string
+            dots, san = match.group(2), match.group(3)
+            if dots == "..." and number == 0:
+                raise ValueError("the game starts with Black's move ('1...'): its start position is not in "
+                                 "chess-pgn-chars text, so it cannot be decoded")
+            if not san:
+                if dots and number == len(words) - 1:
+                    break  # a prefix that ends with the next move number
+                raise ValueError(f"empty move in word {number + 1} of {text!r}")
+            move = self._canonical_move(board, san)
+            if move is None:
+                raise ValueError(f"illegal or non-canonical move {san!r} at ply {len(pieces) + 1} of {text!r}")
+            pieces.append(self._piece(len(pieces), False, san))
+            board.push(move)
+        full = ";" + "".join(pieces)
+        if text != full and text != full + self._continuation(board, len(pieces)):
+            at = next((i for i, (a, b) in enumerate(zip(text, full)) if a != b), min(len(text), len(full)))
+            raise ValueError(f"not chess-pgn-chars form at character {at}: expected {full!r}, got {text!r}")
+        return None, list(board.move_stack)
+
+    @staticmethod
+    def _canonical_move(board: chess.Board, san: str) -> chess.Move | None:
+        """The move `san` names if it is legal and written exactly as `board.san` writes it, else None."""
+        try:
+            move = board.parse_san(san)
+        except ValueError:
+            return None
+        if not move or board.san(move) != san:  # parse_san reads "--" as the (falsy) null move
+            return None
+        return move
+
+    def move_token_sequences(self, game: Game[Any]) -> dict[tuple[int, ...], chess.Move]:
+        board = _board(game)
+        plies = len(game.history)
+        return {tuple(self.text_to_tokens(self._move_text(board, plies, board.san(move)))): move
+                for move in game.legal_moves()}
+
+    def parse_move(self, game: Game[Any], tokens: Sequence[int]) -> tuple[chess.Move | None, bool]:
+        board = _board(game)
+        expects_space = board.turn == chess.BLACK and bool(game.history)
+        chars: list[str] = []
+        for position, token in enumerate(tokens[:self.max_move_tokens]):
+            if not 0 <= token < self.vocab_size or token == self.bos:
+                return None, True
+            char = PGN_VOCABULARY[token]
+            if position == 0 and expects_space:
+                if char != " ":
+                    return None, True
+            elif char == " ":
+                if not chars:
+                    return None, True
+                move = self._canonical_move(board, "".join(chars))
+                return (move if move is not None and game.is_legal(move) else None), True
+            else:
+                chars.append(char)
+        return None, len(tokens) >= self.max_move_tokens
+
+
+# --- one token per move --------------------------------------------------------------------------------
+
+PROMOTION_PIECES = (chess.QUEEN, chess.ROOK, chess.BISHOP, chess.KNIGHT)
+
+
+def _vocabulary_moves() -> list[chess.Move]:
+    """Every move that is legal in some position of standard chess, ordered by (from, to, promotion).
+
+    Plain moves: (from, to) pairs a queen (1456) or a knight (336) could make on an empty board: 1792. Every
+    piece's move, castling (`e1g1`) and en passant are among them. Promotions: a pawn from the 7th rank to the
+    8th or from the 2nd to the 1st, straight or diagonally (22 per side), to q/r/b/n: 44 x 4 = 176. The plain
+    pair `e7e8` stays a (rook's or queen's) move, so queen promotions are separate tokens: 1968 in all.
+    """
+    moves = []
+    for from_square in chess.SQUARES:
+        for to_square in chess.SQUARES:
+            files = abs(chess.square_file(from_square) - chess.square_file(to_square))
+            ranks = abs(chess.square_rank(from_square) - chess.square_rank(to_square))
+            queen = (files == 0 or ranks == 0 or files == ranks) and (files, ranks) != (0, 0)
+            knight = {files, ranks} == {1, 2}
+            if queen or knight:
+                moves.append(chess.Move(from_square, to_square))
+            from_rank, to_rank = chess.square_rank(from_square), chess.square_rank(to_square)
+            if files <= 1 and (from_rank, to_rank) in ((6, 7), (1, 0)):
+                moves.extend(chess.Move(from_square, to_square, piece) for piece in sorted(PROMOTION_PIECES))
+    return moves
+
+
+_VOCABULARY_MOVES = tuple(_vocabulary_moves())
+_MOVE_INDEX = {move: index for index, move in enumerate(_VOCABULARY_MOVES)}
+_SQUARE_SYMBOLS = (".", "P", "N", "B", "R", "Q", "K", "p", "n", "b", "r", "q", "k")
+_CASTLING = (("K", chess.BB_H1), ("Q", chess.BB_A1), ("k", chess.BB_H8), ("q", chess.BB_A8))
+
+
+class MoveTokenCodec(Codec):
+    """One token per move: `bos`, [position block], the moves, `eos` if the game is finished.
+
+    Tokens 0-1967 are the moves of `vocabulary_moves()` (see `_vocabulary_moves` for the count), then
+    `bos` 1968, `eos` 1969, and 31 tokens for start positions: `<position>`, `<moves>`, 13 square classes
+    (`.` empty, `PNBRQK` white, `pnbrqk` black), 2 sides to move, 5 castling tokens (`K`, `Q`, `k`, `q` and
+    `-` for a right that is absent) and 9 en-passant tokens (a file, or `-`): 2001 tokens in all, whatever
+    `start_position` is.
+
+    With `start_position=True`, a game that does not start from the standard position has after `bos` the
+    block `<position>`, 64 squares a1, b1, ..., h8, the side to move, the rights K Q k q (each its own token
+    or `-`), the file of a legal en-passant capture (or `-`), `<moves>`: 72 tokens. Move counters are not
+    encoded (a decoded start has `0 1`). Standard games never have the block, so they encode the same way
+    under both settings. With `start_position=False` a non-standard start is simply left out: `new_game`,
+    `prefix_tokens` and `encode_game` still work, but the model reads the moves as if from the standard
+    start (off its training distribution), and `decode_game` cannot recover the start.
+    """
+
+    name = "chess-uci-moves"
+    max_move_tokens = 1
+    N_MOVES = len(_VOCABULARY_MOVES)
+
+    def __init__(self, start_position: bool = False) -> None:
+        self.start_position = bool(start_position)
+        names = [move.uci() for move in _VOCABULARY_MOVES]
+        names += ["<bos>", "<eos>", "<position>", "<moves>"]
+        names += [f"sq:{symbol}" for symbol in _SQUARE_SYMBOLS]
+        names += ["side:w", "side:b"]
+        names += [f"castle:{right}" for right, _ in _CASTLING] + ["castle:-"]
+        names += [f"ep:{file}" for file in chess.FILE_NAMES] + ["ep:-"]
+        # A readable name per token (UCI for moves); `tokens_to_text` joins them with spaces.
+        self.token_names: tuple[str, ...] = tuple(names)
+        self._index = {name: index for index, name in enumerate(names)}
+        self.vocab_size = len(names)
+        self.bos = self._index["<bos>"]
+        self.eos = self._index["<eos>"]
+        self.position_token = self._index["<position>"]
+        self.moves_token = self._index["<moves>"]
+
+    @staticmethod
+    def vocabulary_moves() -> tuple[chess.Move, ...]:
+        """The moves of tokens 0..1967, in token order."""
+        return _VOCABULARY_MOVES
+
+    def spec(self) -> dict[str, Any]:
+        return {"name": self.name, "vocab_size": self.vocab_size, "start_position": self.start_position}
+
+    def move_token(self, move: chess.Move) -> int:
+        """The token of `move`; ValueError if no chess position has it as a legal move."""
+        try:
+            return _MOVE_INDEX[move]
+        except KeyError:
+            raise ValueError(f"{move} is not a move of the chess-uci-moves vocabulary") from None
+
+    def token_move(self, token: int) -> chess.Move | None:
+        """The move of `token`, or None for a special token or one outside the vocabulary."""
+        return _VOCABULARY_MOVES[token] if 0 <= token < self.N_MOVES else None
+
+    # --- start positions -----------------------------------------------------------------------------
+
+    def position_tokens(self, board: chess.Board) -> list[int]:
+        """The 72-token block of `board`'s position: `<position>` ... `<moves>` (move counters left out)."""
+        index = self._index
+        tokens = [self.position_token]
+        for square in chess.SQUARES:
+            piece = board.piece_at(square)
+            tokens.append(index[f"sq:{piece.symbol() if piece else '.'}"])
+        tokens.append(index["side:w" if board.turn == chess.WHITE else "side:b"])
+        rights = board.clean_castling_rights()
+        tokens += [index[f"castle:{right}" if rights & rook else "castle:-"] for right, rook in _CASTLING]
+        ep = board.ep_square if board.has_legal_en_passant() else None
+        tokens.append(index[f"ep:{chess.FILE_NAMES[chess.square_file(ep)]}" if ep is not None else "ep:-"])
+        tokens.append(self.moves_token)
+        return tokens
+
+    def _read_position(self, block: Sequence[int]) -> chess.Board:
+        """The board of a position block (as `position_tokens` writes it); ValueError if malformed."""
+        names = [self.token_names[t] for t in block]
+        if len(block) != 72 or names[0] != "<position>" or names[-1] != "<moves>":
+            raise ValueError("a position block is <position>, 64 squares, side, 4 castling, en passant, <moves>")
+        board = chess.Board(None)
+        for square, name in zip(chess.SQUARES, names[1:65]):
+            if not name.startswith("sq:"):
+                raise ValueError(f"square {chess.square_name(square)} has token {name!r}, not a square class")
+            if name != "sq:.":
+                board.set_piece_at(square, chess.Piece.from_symbol(name[3:]))
+        side, castling, ep = names[65], names[66:70], names[70]
+        if side not in ("side:w", "side:b"):
+            raise ValueError(f"side to move is {side!r}")
+        board.turn = side == "side:w"
+        rights = 0
+        for (right, rook), name in zip(_CASTLING, castling):
+            if name not in (f"castle:{right}", "castle:-"):
+                raise ValueError(f"castling right {right} is {name!r}")
+            rights |= rook if name != "castle:-" else 0
+        board.castling_rights = rights
+        if not ep.startswith("ep:"):
+            raise ValueError(f"en-passant token is {ep!r}")
+        if ep != "ep:-":
+            board.ep_square = chess.square(chess.FILE_NAMES.index(ep[3:]), 5 if board.turn == chess.WHITE else 2)
+        if not board.is_valid():
+            raise ValueError(f"position block is not a legal position ({board.status()!r}): {board.fen()}")
+        if self.position_tokens(board) != list(block):
+            raise ValueError(f"position block is not canonical (castling or en passant that cannot be used): "
+                             f"{board.fen()}")
+        return board
+
+    # --- Codec ---------------------------------------------------------------------------------------
+
+    def new_game(self, start: str | None = None) -> ChessGame:
+        return ChessGame(start)
+
+    def prefix_tokens(self, game: Game[Any]) -> list[int]:
+        _board(game)
+        tokens = [self.bos]
+        if self.start_position and game.start is not None:
+            tokens += self.position_tokens(chess.Board(game.start))
+        return tokens + self.encode_moves(self.new_game(game.start), game.history)
+
+    def encode_moves(self, game_before: Game[Any], moves: Sequence[Any]) -> list[int]:
+        board = _board(game_before).copy()
+        tokens = []
+        for ply, move in enumerate(moves, start=len(game_before.history) + 1):
+            _checked_push(board, move, ply)
+            tokens.append(self.move_token(move))
+        return tokens
+
+    def decode_game(self, tokens: Sequence[int]) -> tuple[str | None, list[chess.Move]]:
+        """The start (a FEN with counters `0 1`, or None) and moves. Reads a position block whatever
+        `start_position` is. ValueError on tokens that are not a legal game."""
+        tokens = list(tokens)
+        if any(not 0 <= t < self.vocab_size for t in tokens):
+            raise ValueError(f"a token is outside the {self.vocab_size}-token chess-uci-moves vocabulary")
+        if not tokens or tokens[0] != self.bos:
+            raise ValueError("an encoded chess-uci-moves game starts with <bos>")
+        body = tokens[1:]
+        if body and body[-1] == self.eos:
+            body = body[:-1]
+        start: str | None = None
+        board = chess.Board()
+        if body and body[0] == self.position_token:
+            board = self._read_position(body[:72])
+            body = body[72:]
+            start = ChessGame(board.fen()).start
+        for ply, token in enumerate(body, start=1):
+            move = self.token_move(token)
+            if move is None:
+                raise ValueError(f"token {self.token_names[token]!r} where move {ply} should be")
+            _checked_push(board, move, ply)
+        return start, list(board.move_stack)
+
+    def move_token_sequences(self, game: Game[Any]) -> dict[tuple[int, ...], chess.Move]:
+        _board(game)
+        return {(self.move_token(move),): move for move in game.legal_moves()}
+
+    def parse_move(self, game: Game[Any], tokens: Sequence[int]) -> tuple[chess.Move | None, bool]:
+        if not tokens:
+            return None, False
+        move = self.token_move(tokens[0])
+        return (move if move is not None and game.is_legal(move) else None), True
+
+    def tokens_to_text(self, tokens: Sequence[int]) -> str:
+        """The token names joined by spaces (`<bos> e2e4 e7e5`); ValueError for a token outside the vocabulary."""
+        for token in tokens:
+            if not 0 <= token < self.vocab_size:
+                raise ValueError(f"token {token} is outside the {self.vocab_size}-token chess-uci-moves vocabulary")
+        return " ".join(self.token_names[t] for t in tokens)
