@@ -1,4 +1,4 @@
-"""The `gamegpt` command: one group per area (selfplay, data, train, model, eval, experiment, play).
+"""The `gamegpt` command: one group per area (selfplay, data, train, model, eval, experiment, play, uci).
 
 User errors (bad path, malformed file, corrupt checkpoint, unknown player) print one line and exit 2.
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import click
 
@@ -399,22 +399,53 @@ def play() -> None:
 @click.option("--seed", type=int, default=None, help="seed for the model's sampling")
 def play_tictactoe(model_path: str, side: str, temperature: float, seed: int | None) -> None:
     """You against the model. Type a cell number 0-8 (row by row), or 'quit'."""
+    from gamegpt.games.tictactoe import TicTacToe
+
+    click.echo("cells:\n0 | 1 | 2\n3 | 4 | 5\n6 | 7 | 8\n")
+    _play_in_terminal(TicTacToe(), model_path, temperature, seed, you=0 if side == "x" else 1,
+                      render=lambda game: game.render())
+
+
+@play.command("chess")
+@click.option("--model", "model_path", default="chessgpt", show_default=True, help="checkpoint path or shipped model name")
+@click.option("--as", "side", type=click.Choice(["white", "black"]), default="white", show_default=True,
+              help="the side you play")
+@click.option("--temperature", type=float, default=0.0, show_default=True, help="the model's temperature (0 = its best move)")
+@click.option("--seed", type=int, default=None, help="seed for the model's sampling")
+@click.option("--fen", default=None, help="start from this position (models without start-position encoding play it "
+                                           "off their training distribution)")
+def play_chess(model_path: str, side: str, temperature: float, seed: int | None, fen: str | None) -> None:
+    """You against the model. Type moves in SAN (Nf3, O-O, e8=Q) or UCI (g1f3, e1g1, e7e8q), or 'quit'.
+    The model plays with the legality mask, so its moves are always legal."""
+    import chess
+
+    from gamegpt.games.chess import ChessGame
+
+    try:
+        game = ChessGame(fen)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    perspective = chess.WHITE if side == "white" else chess.BLACK
+    you = 0 if game.board.turn == perspective else 1
+    _play_in_terminal(game, model_path, temperature, seed, you=you,
+                      render=lambda g: g.render(perspective), describe=lambda g, m: g.board.san(m))
+
+
+def _play_in_terminal(game: Any, model_path: str, temperature: float, seed: int | None, *, you: int,
+                      render: Callable[[Any], str], describe: Callable[[Any, Any], str] = lambda g, m: str(m)) -> None:
+    """A person (side `you`) against the model (masked decoding) until the game ends or the person quits."""
     import random
 
     from gamegpt.engine.model_player import load_model_player
-    from gamegpt.games.tictactoe import TicTacToe
     from gamegpt.players.human import HumanPlayer
 
     _set_threads(1)
-    bot = load_model_player(model_path, "tictactoe", temperature=temperature, policy="mask")
+    bot = load_model_player(model_path, game.name, temperature=temperature, policy="mask")
     bot.reset(seed if seed is not None else random.randrange(1 << 30))
     human = HumanPlayer()
-    you = 0 if side == "x" else 1
-    game = TicTacToe()
-    click.echo("cells:\n0 | 1 | 2\n3 | 4 | 5\n6 | 7 | 8\n")
     while game.outcome() is None:
         if game.to_move == you:
-            click.echo(game.render() + "\n")
+            click.echo(render(game) + "\n")
             try:
                 move = human.choose(game)
             except EOFError:
@@ -422,14 +453,28 @@ def play_tictactoe(model_path: str, side: str, temperature: float, seed: int | N
                 return
         else:
             move = bot.choose(game)
-            click.echo(f"model plays {move}")
+            click.echo(f"model plays {describe(game, move)}")
         game.push(move)
     outcome = game.outcome()
-    click.echo(game.render() + "\n")
+    click.echo(render(game) + "\n")
     if outcome is None or outcome.winner is None:
-        click.echo("draw")
+        click.echo(f"draw ({outcome.termination})" if outcome else "draw")
     else:
-        click.echo("you win" if outcome.winner == you else "the model wins")
+        click.echo(f"you win ({outcome.termination})" if outcome.winner == you
+                   else f"the model wins ({outcome.termination})")
+
+
+# --------------------------------------------------------------------------- uci
+@main.command()
+@click.option("--model", "model_path", default=None,
+              help="checkpoint path, shipped model name or nanoGPT ckpt.pt (default: chessgpt; "
+                   "also the UCI option Model)")
+def uci(model_path: str | None) -> None:
+    """Run ChessGPT as a UCI engine on stdin/stdout: add `gamegpt uci` as an engine in any chess GUI or
+    tournament manager. Options (Model, Policy, Temperature, Seed, ...) are set through the GUI."""
+    from gamegpt.engine.uci import main as uci_main
+
+    uci_main(model_path)
 
 
 if __name__ == "__main__":

@@ -1,12 +1,22 @@
 """The model as a player: reads the game as tokens and samples its next move.
 
 Decoding policies:
-  * `raw`  — the first sampled move, legal or not; an illegal or unreadable sample is returned as an
+  * `raw`   — the first sampled move, legal or not; an illegal or unreadable sample is returned as an
     `InvalidMove` (the arena scores it as illegal). For measuring legality.
-  * `mask` — only tokens that continue some legal move can be sampled, so every move is legal.
+  * `retry` — Karvonen's evaluation rule: up to 5 samples at temperatures 0.001, 0.2, 0.4, 0.5, 0.5 (the
+    player's own temperature is not used); the first legal one is played, else an `InvalidMove`.
+  * `mask`  — constrained decoding: only tokens that continue some legal move can be sampled, so every
+    move is legal in one pass.
 
-Temperature 0 takes the most likely token (argmax); `top_k` keeps the k most likely tokens. The KV cache
-of the longest common prefix with the previous call is kept, so a game's moves cost what is new only.
+Temperature 0 takes the most likely token (argmax); `top_k` keeps the k most likely tokens.
+
+Incremental inference: the KV cache of the longest common prefix with the previous call is kept, so a
+game's moves cost what is new only. A game longer than the model's context is cut deliberately (see
+`fit_context`): the header (bos, start-position block) stays, then the most recent whole moves, from a
+cut point the codec allows (chess text: before a White move number). The cut moves forward in steps of
+half the context, so the cache is rebuilt once every half-context of tokens, not at every move: the cost
+of a move stays bounded however long the game. The model then reads a game that seems to start at a
+later move, which it never saw in training: expect more illegal samples there (`mask` stays legal).
 """
 
 from __future__ import annotations
@@ -19,19 +29,22 @@ from typing import Any, Sequence
 import torch
 
 from gamegpt.core.checkpoint import load_model
+from gamegpt.core.foreign import find_nanogpt_checkpoint, load_nanogpt_checkpoint
 from gamegpt.core.model import GPT
+from gamegpt.engine.policies import POLICIES, RETRY_TEMPERATURES
 from gamegpt.errors import PlayerSpecError, UserError
 from gamegpt.games import codec_from_spec
 from gamegpt.games.base import Codec, Game, InvalidMove
 from gamegpt.players.base import Player
 from gamegpt.players.spec import option
 
-POLICIES = ("raw", "mask")
+
 MODELS_DIR = Path(os.environ.get("GAMEGPT_MODELS", Path(__file__).resolve().parents[2] / "models"))
 
 
 def resolve_model_path(name_or_path: str) -> Path:
-    """A checkpoint path, or the name of a shipped model under `models/` (e.g. "tictactoe")."""
+    """A checkpoint path (ours, or a nanoGPT `ckpt.pt` or its folder), or the name of a shipped model
+    under `models/` (e.g. "tictactoe")."""
     path = Path(name_or_path).expanduser()
     if path.exists():
         return path
@@ -43,7 +56,13 @@ def resolve_model_path(name_or_path: str) -> Path:
 
 @lru_cache(maxsize=8)
 def _load(path: str, device: str) -> tuple[GPT, Codec, dict[str, Any]]:
-    model, codec_spec, meta = load_model(path, device=device)
+    """Our checkpoints (safetensors + JSON), or Karvonen's nanoGPT `ckpt.pt` + `meta.pkl` (read without
+    running pickled code)."""
+    foreign = find_nanogpt_checkpoint(path)
+    if foreign is not None:
+        model, codec_spec, meta = load_nanogpt_checkpoint(*foreign, device=device)
+    else:
+        model, codec_spec, meta = load_model(path, device=device)
     model.eval()
     return model, codec_from_spec(codec_spec), meta
 
@@ -89,6 +108,12 @@ class ModelPlayer(Player):
         self._cache = model.new_cache(1)
         self._cached_tokens: list[int] = []
         self._last_logits: torch.Tensor | None = None
+        self.last_samples = 0
+        """How many moves the last `choose` sampled (retry policy: up to 5)."""
+        self.forward_passes = 0
+        """Forward passes of the model so far (one per decoded token; a cache rebuild counts once)."""
+        self.tokens_read = 0
+        """Tokens fed through the model so far: what is new since the cached prefix, so it shows the cost."""
 
     def reset(self, seed: int) -> None:
         self.generator = torch.Generator().manual_seed(seed)
@@ -110,6 +135,8 @@ class ModelPlayer(Player):
         self._cache.truncate(common)
         new = torch.tensor([tokens[common:]], dtype=torch.long, device=self.device)
         logits, _ = self.model(new, cache=self._cache)
+        self.forward_passes += 1
+        self.tokens_read += new.shape[1]
         self._cached_tokens = tokens
         self._last_logits = logits[0, -1]
         return self._last_logits
@@ -117,30 +144,71 @@ class ModelPlayer(Player):
     def _context(self, game: Game[Any]) -> list[int]:
         tokens = self.codec.prefix_tokens(game)
         room = self.model.config.block_size - self.codec.max_move_tokens
-        if len(tokens) > room:
-            # Longer than the model's context: keep the start token and the most recent history.
-            tokens = tokens[:1] + tokens[len(tokens) - room + 1:]
-        return tokens
+        return fit_context(tokens, room, *self.codec.cut_points(tokens))
 
-    def choose(self, game: Game[Any]) -> Any:
+    def choose(self, game: Game[Any], among: Sequence[Any] | None = None) -> Any:
+        """The move by the player's policy; with `among` (some legal moves), masked decoding over those."""
+        if self.policy == "mask" or among is not None:
+            return self.choose_masked(game, among)
         context = self._context(game)
-        legal = self.codec.move_token_sequences(game) if self.policy == "mask" else {}
+        self.last_samples = 0
+        temperatures = RETRY_TEMPERATURES if self.policy == "retry" else (self.temperature,)
+        move: Any = None
+        for temperature in temperatures:
+            move = self._sample_move(game, context, temperature, None)
+            if not isinstance(move, InvalidMove):
+                return move
+        return move
+
+    def choose_masked(self, game: Game[Any], among: Sequence[Any] | None = None) -> Any:
+        """A move sampled with the legality mask (at the player's temperature), from `among` if given."""
+        legal = self.codec.move_token_sequences(game)
+        if among is not None:
+            wanted = set(among)
+            legal = {tokens: move for tokens, move in legal.items() if move in wanted}
+        if not legal:
+            raise ValueError("no legal move to choose from")
+        self.last_samples = 0
+        return self._sample_move(game, self._context(game), self.temperature, legal)
+
+    def _sample_move(self, game: Game[Any], context: list[int], temperature: float,
+                     legal: dict[tuple[int, ...], Any] | None) -> Any:
+        """One sampled move; with `legal` (the codec's move token sequences) only legal moves can come out."""
+        self.last_samples += 1
         generated: list[int] = []
         for _ in range(self.codec.max_move_tokens):
             logits = self.next_token_logits(context + generated)
-            if self.policy == "mask":
+            if legal is not None:
                 allowed = {seq[len(generated)] for seq in legal if seq[:len(generated)] == tuple(generated)}
                 masked = torch.full_like(logits, float("-inf"))
                 index = torch.tensor(sorted(allowed), device=logits.device)
                 masked[index] = logits[index]
                 logits = masked
-            generated.append(sample_token(logits, self.temperature, self.top_k, self.generator))
-            if self.policy == "mask" and tuple(generated) in legal:
+            generated.append(sample_token(logits, temperature, self.top_k, self.generator))
+            if legal is not None and tuple(generated) in legal:
                 return legal[tuple(generated)]
             move, complete = self.codec.parse_move(game, generated)
             if complete:
                 return move if move is not None else InvalidMove(self.codec.tokens_to_text(generated))
         return InvalidMove(self.codec.tokens_to_text(generated))
+
+
+def fit_context(tokens: list[int], room: int, header: int, starts: Sequence[int]) -> list[int]:
+    """`tokens` if at most `room` long, else the first `header` tokens and a recent tail that starts at one
+    of `starts` (a cut point of the codec) and fits in `room`.
+
+    The cut is the first cut point at or after `header + k * step` (step = half the room after the
+    header, k the smallest that fits), so it moves only every `step` tokens and the KV cache of the
+    kept prefix stays valid in between. Without a usable cut point the tail is cut at the exact length.
+    """
+    if len(tokens) <= room:
+        return tokens
+    step = max(1, (room - header) // 2)
+    earliest = header + ((len(tokens) - room) // step + 1) * step
+    cut = next((s for s in starts if s >= earliest), None)
+    if cut is None:
+        cut = len(tokens) - (room - header)
+    return tokens[:header] + tokens[cut:]
 
 
 def load_model_player(path: str, game: str | None = None, *, device: str = "cpu", **options: Any) -> ModelPlayer:

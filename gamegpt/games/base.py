@@ -151,6 +151,16 @@ class Codec(ABC):
 
     max_move_tokens: int = 1
 
+    def cut_points(self, tokens: Sequence[int]) -> tuple[int, list[int]]:
+        """Where a too-long `prefix_tokens` sequence may be cut to fit a model's context.
+
+        Returns (header, starts): the first `header` tokens (bos and any start-position block) are always
+        kept; `starts` are the indices, in increasing order, at which the kept rest may begin. Default:
+        one token per move after a one-token header, cut before every other move, so the side to move
+        keeps its parity.
+        """
+        return 1, list(range(1, len(tokens), 2))
+
 
 @dataclass(frozen=True)
 class InvalidMove:

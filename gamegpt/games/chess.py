@@ -107,6 +107,18 @@ class ChessGame(Game[chess.Move]):
     def start(self) -> str | None:
         return self._start
 
+    def render(self, perspective: chess.Color = chess.WHITE) -> str:
+        """The board as text with rank and file labels (White's pieces upper case, `.` empty squares),
+        seen from `perspective`'s side."""
+        ranks = range(7, -1, -1) if perspective == chess.WHITE else range(8)
+        files = list(range(8)) if perspective == chess.WHITE else list(range(7, -1, -1))
+        rows = []
+        for rank in ranks:
+            pieces = (self.board.piece_at(chess.square(f, rank)) for f in files)
+            rows.append(f"{rank + 1}  " + " ".join(p.symbol() if p else "." for p in pieces))
+        rows.append("   " + " ".join(chess.FILE_NAMES[f] for f in files))
+        return "\n".join(rows)
+
     def move_to_str(self, move: chess.Move) -> str:
         return move.uci()
 

@@ -228,6 +228,12 @@ class PgnCharCodec(Codec):
         return {tuple(self.text_to_tokens(self._move_text(board, plies, board.san(move)))): move
                 for move in game.legal_moves()}
 
+    def cut_points(self, tokens: Sequence[int]) -> tuple[int, list[int]]:
+        """Keep `;` and cut before a White move number (`;1.e4 e5 2.Nf3` → `;2.Nf3`): the kept text still
+        reads like a game's movetext, if one with an unusual first move number."""
+        digits = {_PGN_INDEX[d] for d in "0123456789"}
+        return 1, [i for i in range(2, len(tokens)) if tokens[i] in digits and tokens[i - 1] == self.space]
+
     def parse_move(self, game: Game[Any], tokens: Sequence[int]) -> tuple[chess.Move | None, bool]:
         board = _board(game)
         expects_space = board.turn == chess.BLACK and bool(game.history)
@@ -437,6 +443,11 @@ class MoveTokenCodec(Codec):
     def move_token_sequences(self, game: Game[Any]) -> dict[tuple[int, ...], chess.Move]:
         _board(game)
         return {(self.move_token(move),): move for move in game.legal_moves()}
+
+    def cut_points(self, tokens: Sequence[int]) -> tuple[int, list[int]]:
+        """Keep `<bos>` and the position block (if any); cut before every other move (parity kept)."""
+        header = 73 if len(tokens) > 1 and tokens[1] == self.position_token else 1
+        return header, list(range(header, len(tokens), 2))
 
     def parse_move(self, game: Game[Any], tokens: Sequence[int]) -> tuple[chess.Move | None, bool]:
         if not tokens:
