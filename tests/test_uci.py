@@ -441,3 +441,49 @@ def test_engine_answers_under_a_nearly_empty_clock() -> None:
         assert time.monotonic() - started < 1.0
     finally:
         engine.quit()
+
+
+# --- foreign checkpoints and the terminal ------------------------------------------------------------------------
+
+
+def test_karvonen_nanogpt_checkpoint_plays_through_the_engine(tmp_path: Path) -> None:
+    """A checkpoint in Karvonen's layout (written here: `_orig_mod.` keys, model_args, meta.pkl) is a UCI engine."""
+    import pickle
+
+    from gamegpt.games.chess_codecs import PGN_VOCABULARY
+
+    torch.manual_seed(2)
+    args = {"n_layer": 2, "n_head": 2, "n_embd": 32, "block_size": 1024, "bias": False, "vocab_size": 32,
+            "dropout": 0.0}
+    model = GPT(GPTConfig(**args))
+    torch.save({"model": {f"_orig_mod.{k}": v for k, v in model.state_dict().items()}, "model_args": args,
+                "iter_num": 600000, "best_val_loss": torch.tensor(0.9)}, tmp_path / "ckpt.pt")
+    with open(tmp_path / "meta.pkl", "wb") as handle:
+        pickle.dump({"vocab_size": 32, "itos": dict(enumerate(PGN_VOCABULARY)),
+                     "stoi": {c: i for i, c in enumerate(PGN_VOCABULARY)}}, handle)
+    lines = run_engine(Options(model=str(tmp_path / "ckpt.pt"), policy="retry"),
+                       ["isready", "position startpos moves e2e4 c7c5", "go movetime 5000"])
+    assert not any("cannot load" in line for line in lines)
+    board = chess.Board()
+    for uci in ("e2e4", "c7c5"):
+        board.push_uci(uci)
+    assert chess.Move.from_uci(lines[-1].split()[1]) in board.legal_moves
+
+
+def test_play_chess_in_the_terminal(untrained_chess_model: Path) -> None:
+    from click.testing import CliRunner
+
+    from gamegpt.cli import main
+
+    result = CliRunner().invoke(main, ["play", "chess", "--model", str(untrained_chess_model), "--seed", "1"],
+                                input="e4\nzz9\ne1e3\nNf3\nquit\n")
+    assert result.exit_code == 0, result.output
+    assert "r n b q k b n r" in result.output and "a b c d e f g h" in result.output
+    assert result.output.count("model plays") == 2
+    assert "not a move" in result.output and "illegal here: e1e3" in result.output
+    assert "you left the game" in result.output
+    black = CliRunner().invoke(main, ["play", "chess", "--model", str(untrained_chess_model), "--as", "black"],
+                               input="quit\n")
+    assert black.exit_code == 0 and black.output.startswith("model plays")
+    bad = CliRunner().invoke(main, ["play", "chess", "--model", str(untrained_chess_model), "--fen", "nonsense"])
+    assert bad.exit_code == 2 and "bad FEN" in bad.output
