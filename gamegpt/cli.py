@@ -279,6 +279,43 @@ def eval_legality(models: Sequence[str], records: str | None, pgn: str | None, g
     click.echo(f"wrote {out / 'legality.json'} and {out / 'legality.png'}")
 
 
+@eval.command("puzzles")
+@click.option("--model", "models", multiple=True, required=True, help="checkpoint path or shipped name (repeatable)")
+@click.option("--puzzles", "puzzles_path", type=click.Path(dir_okay=False), required=True,
+              help="Lichess-format puzzle CSV (optional History column: the game's moves from the start)")
+@click.option("--temperature", type=float, default=0.001, show_default=True, help="0 = the most likely move")
+@click.option("--policy", type=click.Choice(["raw", "retry", "mask"]), default="retry", show_default=True,
+              help="retry: Karvonen's 5 samples; raw: an illegal first sample fails the puzzle; mask: only legal moves")
+@click.option("--limit", type=int, default=None, help="use the first N rows of the file")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="results/puzzles", show_default=True)
+@click.option("--threads", type=int, default=1, show_default=True, help=THREADS_HELP)
+@click.option("--no-progress", is_flag=True)
+def eval_puzzles(models: Sequence[str], puzzles_path: str, temperature: float, policy: str, limit: int | None,
+                 seed: int, out_dir: str, threads: int, no_progress: bool) -> None:
+    """Puzzle solve rate by rating bucket (<900, 900, ..., 1400+, unrated), with a random-legal-move baseline.
+
+    A puzzle is solved when every solver move matches the solution (a mating move always counts). Models
+    without start-position encoding need the History column; FEN-only puzzles are skipped for them and
+    counted. Malformed rows are skipped and counted."""
+    from gamegpt.engine.model_player import load_model_player
+    from gamegpt.eval.puzzles import evaluate_puzzles, format_puzzle_table, plot_puzzles, read_puzzles
+    from gamegpt.selfplay.runner import write_json_atomic
+
+    _set_threads(threads)
+    if len(set(models)) != len(models):
+        raise UserError("a --model is given twice")
+    puzzle_set = read_puzzles(puzzles_path, limit=limit)
+    players = {name: load_model_player(name, "chess", temperature=temperature, policy=policy) for name in models}
+    settings = {"temperature": temperature, "policy": policy, "limit": limit, "seed": seed}
+    evaluation = evaluate_puzzles(players, puzzle_set, seed=seed, settings=settings, progress=not no_progress)
+    click.echo(format_puzzle_table(evaluation))
+    out = Path(out_dir)
+    write_json_atomic(out / "puzzles.json", evaluation.to_dict())
+    plot_puzzles(evaluation, out / "puzzles.png", title=f"puzzles solved: {Path(puzzles_path).name} ({policy} policy)")
+    click.echo(f"wrote {out / 'puzzles.json'} and {out / 'puzzles.png'}")
+
+
 # --------------------------------------------------------------------------- experiment
 @main.group(cls=Group)
 def experiment() -> None:
@@ -386,6 +423,55 @@ def _parse_overrides(items: Sequence[str]) -> dict[str, Any]:
     return parsed
 
 
+# --------------------------------------------------------------------------- puzzles
+@main.group(cls=Group)
+def puzzles() -> None:
+    """Make chess puzzles (with the games that led to them) from game collections."""
+
+
+@puzzles.command("make")
+@click.option("--games", "games_path", type=click.Path(dir_okay=False), required=True,
+              help="games: a PGN file or game records (JSONL)")
+@click.option("--out", type=click.Path(dir_okay=False), required=True,
+              help="puzzle CSV to write (Lichess columns + History); re-running continues it")
+@click.option("--max", "max_puzzles", type=int, default=None, help="stop at N puzzles")
+@click.option("--stockfish-nodes", type=int, default=50_000, show_default=True, help="nodes per analysed position")
+@click.option("--win-cp", type=int, default=200, show_default=True,
+              help="the best move wins by at least this (or mates)")
+@click.option("--unclear-cp", type=int, default=50, show_default=True, help="the second-best scores at most this")
+@click.option("--max-solver-moves", type=int, default=3, show_default=True)
+@click.option("--min-ply", type=int, default=10, show_default=True, help="skip the opening's first plies")
+@click.option("--per-game", type=int, default=1, show_default=True, help="at most this many puzzles from one game")
+@click.option("--stockfish", default=None, help="Stockfish executable (default: on PATH or /usr/games/stockfish)")
+@click.option("--overwrite", is_flag=True, help="start over instead of continuing an earlier run's --out")
+@click.option("--no-progress", is_flag=True)
+def puzzles_make(games_path: str, out: str, max_puzzles: int | None, stockfish_nodes: int, win_cp: int,
+                 unclear_cp: int, max_solver_moves: int, min_ply: int, per_game: int, stockfish: str | None,
+                 overwrite: bool, no_progress: bool) -> None:
+    """Cut puzzles from games with Stockfish: positions where one move wins clearly (best >= --win-cp or
+    mate, MultiPV 2) and the second-best does not (<= --unclear-cp); the solution follows Stockfish's line
+    while that holds. Rows are unrated (bucket "unrated") and carry the game's History."""
+    from functools import partial
+
+    from tqdm import tqdm
+
+    from gamegpt.eval.puzzle_maker import MakerSettings, make_puzzles
+
+    settings = MakerSettings(nodes=stockfish_nodes, win_cp=win_cp, unclear_cp=unclear_cp,
+                             max_solver_moves=max_solver_moves, min_ply=min_ply, per_game=per_game)
+    report = make_puzzles(games_path, out, settings=settings, max_puzzles=max_puzzles, stockfish=stockfish,
+                          overwrite=overwrite,
+                          progress=None if no_progress else partial(tqdm, desc="games", unit="game"))
+    click.echo(report.describe())
+    click.echo(f"wrote {out}")
+
+
+# --------------------------------------------------------------------------- tournament
+from gamegpt.eval.tournament_command import tournament  # noqa: E402 - light: heavy imports run inside it
+
+main.add_command(tournament, "tournament")
+
+
 # --------------------------------------------------------------------------- play
 @main.group(cls=Group)
 def play() -> None:
@@ -475,6 +561,46 @@ def uci(model_path: str | None) -> None:
     from gamegpt.engine.uci import main as uci_main
 
     uci_main(model_path)
+
+
+# --------------------------------------------------------------------------- bot
+@main.group("bot", cls=Group)
+def bot_group() -> None:
+    """ChessGPT as a bot on a chess server."""
+
+
+@bot_group.command("lichess")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help="YAML config (annotated example: configs/lichess-bot.yaml); defaults apply without it")
+@click.option("--token-env", default="LICHESS_BOT_TOKEN", show_default=True,
+              help="environment variable with the API token (scope bot:play); else `token:` in the config")
+@click.option("--model", "model_path", default=None, help="checkpoint path or shipped model name (overrides engine.model)")
+@click.option("--verbose", "-v", is_flag=True, help="log every request and move")
+def bot_lichess(config_path: str | None, token_env: str, model_path: str | None, verbose: bool) -> None:
+    """Play on Lichess as a BOT account until Ctrl-C: answer challenges by the config's rules, play each game
+    with the model, save every finished game as PGN. Games running at Ctrl-C are picked up by the next start."""
+    import logging
+
+    from gamegpt.bots.config import load_config, resolve_token
+    from gamegpt.bots.lichess import LichessBot
+    from gamegpt.bots.redact import RedactingFilter
+
+    config = load_config(config_path)
+    if model_path:
+        config.engine.model = model_path
+    token = resolve_token(config, token_env)
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(threadName)s: %(message)s"))
+    handler.addFilter(RedactingFilter([token]))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    if not verbose:
+        logging.getLogger("urllib3").setLevel(logging.WARNING)
+    _set_threads(config.engine.threads)
+    lichess_bot = LichessBot(config, token)  # loads the model: a bad model path stops here
+    click.echo(f"finished games are saved as PGN under {Path(config.games.pgn_dir).resolve()}")
+    lichess_bot.run()
 
 
 if __name__ == "__main__":

@@ -2,13 +2,42 @@
 
 from __future__ import annotations
 
+import re
+import time
+from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
 from gamegpt.games.base import Game, InvalidMove
-from gamegpt.players.base import Player
+from gamegpt.players.base import Clock, Player
 from gamegpt.records import GameRecord
+
+
+@dataclass(frozen=True)
+class TimeControl:
+    """A clock per side: `base_ms` at the start, `increment_ms` added after each of the side's moves.
+    Written (`str`) and parsed as PGN's TimeControl tag writes it, in seconds: `60+0.6`, `10`."""
+
+    base_ms: int
+    increment_ms: int = 0
+
+    def __post_init__(self) -> None:
+        if self.base_ms <= 0 or self.increment_ms < 0:
+            raise ValueError(f"a time control needs base > 0 and increment >= 0, got {self.base_ms} ms + "
+                             f"{self.increment_ms} ms")
+
+    @classmethod
+    def parse(cls, text: str) -> "TimeControl":
+        """`BASE[+INC]` in seconds (`60+0.6`, `5+0.05`, `10`); ValueError when malformed."""
+        match = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(?:\+\s*(\d+(?:\.\d*)?|\.\d+)\s*)?", text)
+        if not match:
+            raise ValueError(f"bad time control {text!r}: expected BASE+INC in seconds, e.g. 60+0.6")
+        return cls(round(float(match.group(1)) * 1000), round(float(match.group(2) or 0) * 1000))
+
+    def __str__(self) -> str:
+        base = f"{self.base_ms / 1000:g}"
+        return f"{base}+{self.increment_ms / 1000:g}" if self.increment_ms else base
 
 
 def derive_seed(*keys: int) -> int:
@@ -24,18 +53,29 @@ def play_game(
     seed: int,
     index: int | None = None,
     max_plies: int | None = None,
+    time_control: TimeControl | None = None,
 ) -> GameRecord:
     """Play one game from `game`'s position to the end and return its record.
 
-    `players[0]` moves for side 0 (the side that moves first). An illegal move or an `InvalidMove` loses
-    the game on the spot (termination "illegal_move", with the offending text in `extra["illegal"]`).
-    A game still running after `max_plies` plies is adjudicated a draw (termination "max_plies").
+    `players[0]` moves for side 0 (the side that moves first from the start position). Moves already on
+    `game` (an opening) are kept in the record and count toward `max_plies`. An illegal move or an
+    `InvalidMove` loses the game on the spot (termination "illegal_move", with the offending text in
+    `extra["illegal"]`). A game still running after `max_plies` plies is adjudicated a draw (termination
+    "max_plies").
+
+    With a `time_control`, each side has a clock: the wall time of each `choose` call (as measured here)
+    is taken off it, and the increment added after each move; each player sees its clock through
+    `set_clock` right before `choose`. A side whose clock runs out loses (termination "time_forfeit"),
+    unless its opponent could not win by any series of moves (`Game.can_win`): then the game is a draw.
+    `extra["clock"]` keeps the time control, the final clocks and each move's time (ms).
     """
     for side, player in enumerate(players):
         player.reset(derive_seed(seed, side))
     start = game.start
-    moves: list[str] = []
+    moves: list[str] = [game.move_to_str(move) for move in game.history]
     extra: dict[str, Any] = {}
+    clocks = None if time_control is None else [float(time_control.base_ms)] * 2
+    move_ms: list[int] = []
     while True:
         outcome = game.outcome()
         if outcome is not None:
@@ -45,7 +85,23 @@ def play_game(
             result, termination = "1/2-1/2", "max_plies"
             break
         side = game.to_move
-        move = players[side].choose(game)
+        if clocks is None or time_control is None:
+            move = players[side].choose(game)
+        else:
+            players[side].set_clock(Clock(int(clocks[side]), int(clocks[1 - side]), time_control.increment_ms))
+            started = time.monotonic()
+            move = players[side].choose(game)
+            used = (time.monotonic() - started) * 1000
+            move_ms.append(round(used))
+            clocks[side] -= used
+            if clocks[side] < 0:
+                can_win = game.can_win(1 - side)
+                extra["time_forfeit"] = {"side": side, "ply": len(moves), "over_ms": round(-clocks[side]),
+                                         "opponent_can_win": can_win}
+                result = ("0-1" if side == 0 else "1-0") if can_win else "1/2-1/2"
+                termination = "time_forfeit"
+                break
+            clocks[side] += time_control.increment_ms
         if isinstance(move, InvalidMove) or not game.is_legal(move):
             text = move.text if isinstance(move, InvalidMove) else str(move)
             extra["illegal"] = {"side": side, "ply": len(moves), "text": text}
@@ -53,6 +109,9 @@ def play_game(
             break
         moves.append(game.move_to_str(move))
         game.push(move)
+    if clocks is not None:
+        extra["clock"] = {"time_control": str(time_control), "remaining_ms": [round(c) for c in clocks],
+                          "move_ms": move_ms}
     return GameRecord(
         game=game.name, moves=moves, players=[p.describe() for p in players], result=result,
         termination=termination, seed=seed, index=index, start=start, extra=extra,

@@ -79,6 +79,11 @@ class Game(ABC, Generic[Move]):
         """The start position as text (e.g. a FEN), or None for the standard start position."""
         return None
 
+    def can_win(self, side: int) -> bool:
+        """Whether `side` could still win by some series of legal moves (what decides a game lost on time:
+        a draw when the opponent could not win). True unless a game knows better."""
+        return True
+
     def is_legal(self, move: object) -> bool:
         """Whether `move` is a legal move now (any object may be asked)."""
         try:

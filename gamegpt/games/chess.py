@@ -87,6 +87,12 @@ class ChessGame(Game[chess.Move]):
         winner = None if result.winner is None else (0 if result.winner == self._first_mover() else 1)
         return Outcome(winner, TERMINATIONS.get(result.termination, result.termination.name.lower()))
 
+    def can_win(self, side: int) -> bool:
+        """False when `side` has too little material to ever mate (python-chess's
+        `has_insufficient_material`, as FIDE's rule for a game lost on time)."""
+        color = self._first_mover() if side == 0 else not self._first_mover()
+        return not self.board.has_insufficient_material(color)
+
     def _first_mover(self) -> chess.Color:
         return chess.Board(self._start).turn if self._start else chess.WHITE
 

@@ -4,9 +4,20 @@ from __future__ import annotations
 
 import random
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from typing import Any
 
 from gamegpt.games.base import Game
+
+
+@dataclass(frozen=True)
+class Clock:
+    """A player's clock when it is asked for a move under a time control (milliseconds): its own remaining
+    time, its opponent's, and the increment each side gets after each of its moves."""
+
+    remaining_ms: int
+    opponent_ms: int
+    increment_ms: int
 
 
 class Player(ABC):
@@ -24,6 +35,10 @@ class Player(ABC):
     @abstractmethod
     def choose(self, game: Game[Any]) -> Any:
         """The move to play in `game`."""
+
+    def set_clock(self, clock: Clock) -> None:
+        """Called by a clocked arena right before each `choose`; `reset` forgets the clock. Players that
+        manage their time (UCI engines) use it; by default it is ignored (the arena still enforces it)."""
 
     def close(self) -> None:
         """Release processes or files the player holds."""
@@ -71,6 +86,9 @@ class Noisy(Player):
         if self.noise > 0 and self.rng.random() < self.noise:
             return self.rng.choice(game.legal_moves())
         return self.player.choose(game)
+
+    def set_clock(self, clock: Clock) -> None:
+        self.player.set_clock(clock)
 
     def close(self) -> None:
         self.player.close()

@@ -34,8 +34,9 @@ class StockfishPlayer(UciPlayer):
 
     `skill` is a level 0-20 or a (low, high) range drawn uniformly per game from the game seed; `elo` plays
     at UCI_Elo (1350-2850) instead. `nodes`, `depth` and `movetime` (ms) limit each move; without any, the
-    limit is `nodes=1000`. `threads` and `hash` (MB) are the engine's Threads and Hash. `path` is the
-    executable (see `find_stockfish`). Raises PlayerSpecError for values out of range.
+    limit is `nodes=1000` (under a clock from a clocked arena: the clock alone). `threads` and `hash` (MB)
+    are the engine's Threads and Hash. `path` is the executable (see `find_stockfish`). Raises
+    PlayerSpecError for values out of range.
 
     Below Skill Level 20 (and with `elo`) Stockfish chooses among its best moves with its own clock-seeded
     random generator, which no seed reaches: such games are not reproducible (only the drawn level is).
@@ -68,6 +69,7 @@ class StockfishPlayer(UciPlayer):
             options["Skill Level"] = low
         super().__init__([find_stockfish(path)], options=options, limits=limits or {"nodes": DEFAULT_NODES},
                          timeout=timeout)
+        self.stated_limits = limits  # under a clock, only these join it (not the default nodes)
         self.skill_range = (low, high)
         self.skill: int | None = None if elo is not None else low
         self.elo = elo
@@ -88,7 +90,7 @@ class StockfishPlayer(UciPlayer):
             description["skill"] = self.skill
             if self.skill_range[0] != self.skill_range[1]:
                 description["skill_range"] = list(self.skill_range)
-        description.update(self.limits)
+        description.update(self.active_limits())
         description.update({"threads": self.threads, "hash": self.hash})
         if self.engine is not None and self.engine.id_name:
             description["engine"] = self.engine.id_name

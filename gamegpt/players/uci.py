@@ -30,7 +30,7 @@ import chess
 from gamegpt.errors import EngineError, PlayerSpecError
 from gamegpt.games.base import Game, InvalidMove
 from gamegpt.games.chess import ChessGame
-from gamegpt.players.base import Player
+from gamegpt.players.base import Clock, Player
 
 __all__ = ["BestMove", "EngineError", "UciEngine", "UciPlayer", "find_stockfish", "uci_player_from_options"]
 
@@ -402,6 +402,9 @@ class UciPlayer(Player):
     (nodes, depth, movetime in ms; at least one). `reset` sends `ucinewgame`. A `bestmove` that is not a
     legal move here (or `(none)`) is returned as an `InvalidMove`, which the arena scores as a loss. Only
     plays `ChessGame`s. Deterministic only for node/depth limits with one search thread.
+
+    Under a clock (`set_clock`, from a clocked arena) each `go` sends the clock (`wtime btime winc binc`)
+    plus only the limits the caller stated (`stated_limits`), not the default `nodes` limit.
     """
 
     name = "uci"
@@ -410,11 +413,14 @@ class UciPlayer(Player):
                  limits: dict[str, int] | None = None, timeout: float | None = None) -> None:
         self.command = shlex.split(command) if isinstance(command, str) else list(command)
         self.engine_options = dict(options or {})
+        self.stated_limits = dict(limits or {})
+        """The limits the caller gave (possibly none); `limits` adds the default when there are none."""
         self.limits = dict(limits or {"nodes": 1000})
         if not any(k in self.limits for k in ("nodes", "depth", "movetime", "wtime", "btime")):
             raise PlayerSpecError(f"player {self.name!r} needs a search limit: nodes, depth or movetime")
         self.timeout = timeout
         self.engine: UciEngine | None = None
+        self._clock: Clock | None = None
         self._start_fen: str | None = None
         self._start_sent: str | None = None  # the start FEN as python-chess writes it
         self._sent_moves: list[chess.Move] = []
@@ -437,6 +443,14 @@ class UciPlayer(Player):
     def reset(self, seed: int) -> None:
         self.start().new_game()
         self._sent_moves, self._sent_text = [], []
+        self._clock = None
+
+    def set_clock(self, clock: Clock) -> None:
+        self._clock = clock
+
+    def active_limits(self) -> dict[str, int]:
+        """The `go` limits besides the clock: the stated ones under a clock, else `limits`."""
+        return self.stated_limits if self._clock is not None else self.limits
 
     def choose(self, game: Game[Any]) -> Any:
         if not isinstance(game, ChessGame):
@@ -444,7 +458,14 @@ class UciPlayer(Player):
         engine = self.start()
         moves_text = self._moves_text(game)
         engine.send_position(self._start_sent, moves_text)
-        answer = engine.go(**self.limits, timeout=self.timeout)
+        clock = self._clock
+        if clock is None:
+            answer = engine.go(**self.limits, timeout=self.timeout)
+        else:
+            own, other = max(clock.remaining_ms, 1), max(clock.opponent_ms, 1)
+            white = game.board.turn == chess.WHITE
+            answer = engine.go(**self.stated_limits, wtime=own if white else other, btime=other if white else own,
+                               winc=clock.increment_ms, binc=clock.increment_ms, timeout=self.timeout)
         move = answer.move()
         if move is None or not game.board.is_legal(move):
             return InvalidMove(answer.text)
@@ -468,7 +489,7 @@ class UciPlayer(Player):
             self.engine = None
 
     def describe(self) -> dict[str, Any]:
-        description: dict[str, Any] = {"name": self.name, **self.limits}
+        description: dict[str, Any] = {"name": self.name, **self.active_limits()}
         if self.engine_options:
             description["options"] = dict(self.engine_options)
         if self.engine is not None and self.engine.id_name:
@@ -496,8 +517,8 @@ def uci_player_from_options(game: str, options: dict[str, str]) -> UciPlayer:
     engine_options = {key[4:].replace("_", " "): options.pop(key) for key in list(options) if key.startswith("opt_")}
     if options:
         raise PlayerSpecError(f"player 'uci' has no option {', '.join(sorted(options))}")
-    limits = {k: v for k, v in limits.items() if v is not None} or {"nodes": 1000}
-    return UciPlayer(command, options=engine_options, limits=limits, timeout=timeout)
+    limits = {k: v for k, v in limits.items() if v is not None}
+    return UciPlayer(command, options=engine_options, limits=limits or None, timeout=timeout)
 
 
 def _positive_int(text: str) -> int:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import chess
 import chess.pgn
@@ -88,10 +88,12 @@ def run_date(records_path: Path) -> str:
         return UNKNOWN_DATE
 
 
-def export_pgn(records_path: str | Path, pgn_path: str | Path, *, date: str | None = None) -> int:
+def export_pgn(records_path: str | Path, pgn_path: str | Path, *, date: str | None = None,
+               edit: Callable[[GameRecord, chess.pgn.Game], None] | None = None) -> int:
     """Rebuild `pgn_path` from the chess records in `records_path`, games in index order, atomically
-    (a temp file beside it, then rename). Returns the number of games. Raises RecordsError for a record
-    that is not chess or holds an illegal move."""
+    (a temp file beside it, then rename). `edit` may change each game before it is written (other
+    headers, comments). Returns the number of games. Raises RecordsError for a record that is not chess
+    or holds an illegal move."""
     records_path, pgn_path = Path(records_path), Path(pgn_path)
     records = sorted(iter_records(records_path), key=lambda r: (r.index is None, r.index or 0))
     for record in records:
@@ -105,9 +107,12 @@ def export_pgn(records_path: str | Path, pgn_path: str | Path, *, date: str | No
             exporter = chess.pgn.FileExporter(handle)
             for record in records:
                 try:
-                    record_to_pgn(record, date).accept(exporter)
+                    pgn_game = record_to_pgn(record, date)
                 except RecordsError as exc:
                     raise RecordsError(f"{records_path}: {exc}") from None
+                if edit is not None:
+                    edit(record, pgn_game)
+                pgn_game.accept(exporter)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, pgn_path)

@@ -11,17 +11,9 @@ a re-run with other settings is refused. Chess runs also rebuild a PGN export be
 
 from __future__ import annotations
 
-import datetime
-import json
-import multiprocessing
-import multiprocessing.connection
 import os
-import pickle
-import queue as queue_module
-import signal
-import threading
 from collections import Counter
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -34,6 +26,9 @@ from gamegpt.games import new_game
 from gamegpt.players.base import Player
 from gamegpt.players.spec import make_player
 from gamegpt.records import GameRecord, RecordWriter, iter_records
+from gamegpt.runs import check_settings, completed_indices, indexed_records, write_json_atomic
+
+__all__ = ["SelfplayResult", "run_selfplay", "summary_path_for", "write_enumeration", "write_json_atomic"]
 
 
 @dataclass
@@ -51,14 +46,6 @@ class SelfplayResult:
 def summary_path_for(records_path: Path) -> Path:
     """Where the summary JSON of a records file lives (`games.jsonl` → `games.summary.json`)."""
     return records_path.with_name(records_path.stem + ".summary.json")
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to a temp file beside `path`, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
 
 
 def run_selfplay(
@@ -90,10 +77,10 @@ def run_selfplay(
     settings: dict[str, Any] = {"game": game, "players": list(player_specs), "seed": seed, "max_plies": max_plies}
     if game_options:
         settings["game_options"] = game_options
-    created = _check_settings(summary_path, records_path, settings)
+    created = check_settings(summary_path, records_path, settings)
     new_game(game, **game_options)  # an unknown game or option fails here, before any work
     existing = list(iter_records(records_path)) if records_path.exists() else []
-    done = _completed_indices(existing, n_games, records_path)
+    done = completed_indices(existing, n_games, records_path)
     pending = [index for index in range(n_games) if index not in done]
     players = [make_player(spec, game) for spec in player_specs]  # bad specs fail here, in one clear line
     workers = max(1, min(workers, len(pending)))
@@ -126,38 +113,6 @@ def run_selfplay(
                                              "results": dict(results)})
         pgn_path = _export_pgn(game, records_path, must_succeed=completed)
     return SelfplayResult(records_path, summary_path, total, written, dict(results), pgn_path)
-
-
-def _check_settings(summary_path: Path, records_path: Path, settings: dict[str, Any]) -> str:
-    """Refuse a records file made with other settings; return the run's creation date (ISO, UTC)."""
-    today = datetime.datetime.now(datetime.timezone.utc).date().isoformat()
-    if not summary_path.exists():
-        return today
-    try:
-        summary = json.loads(summary_path.read_text())
-        previous = summary["settings"]
-    except (ValueError, KeyError, TypeError):
-        raise UserError(f"{summary_path}: unreadable summary; move it away to start over") from None
-    if previous != settings:
-        raise UserError(f"{records_path} was made with other settings ({previous}); choose another --out")
-    return str(summary.get("created") or today)
-
-
-def _completed_indices(existing: list[GameRecord], n_games: int, records_path: Path) -> set[int]:
-    """The game indices in a records file, checked: each an int, none twice, all below `n_games`."""
-    counts: Counter[int] = Counter()
-    for record in existing:
-        index = record.index
-        if not isinstance(index, int) or isinstance(index, bool) or index < 0:
-            raise UserError(f"{records_path}: a record has game index {index!r}; not the records of a self-play run")
-        counts[index] += 1
-    for index, count in counts.items():
-        if count > 1:
-            raise UserError(f"{records_path}: game {index} is in the file {count} times; not one self-play run")
-    if counts and max(counts) >= n_games:
-        raise UserError(f"{records_path} already holds game {max(counts)}; ask for at least {max(counts) + 1} "
-                        f"games or choose another --out")
-    return set(counts)
 
 
 def _close_all(players: Sequence[Player]) -> None:
@@ -193,98 +148,22 @@ class _Job:
     seed: int
     max_plies: int | None
 
+    def open(self) -> list[Player]:
+        return [make_player(spec, self.game) for spec in self.player_specs]
+
     def play(self, players: Sequence[Player], index: int) -> GameRecord:
         return play_game(new_game(self.game, **self.game_options), players, seed=derive_seed(self.seed, index),
                          index=index, max_plies=self.max_plies)
 
-
-@contextmanager
-def _records(job: _Job, players: Sequence[Player], pending: list[int], workers: int) -> Iterator[Iterator[GameRecord]]:
-    """The records of the pending games as they finish: in this process (in index order) with one worker,
-    else from `workers` processes (in finishing order). Leaving the block ends the processes."""
-    if workers == 1 or not pending:
-        yield (job.play(players, index) for index in pending)
-        return
-    context = multiprocessing.get_context("spawn")  # fork is unsafe once torch or threads are loaded
-    tasks: Any = context.Queue()
-    results: Any = context.Queue()
-    for index in pending:
-        tasks.put(index)
-    for _ in range(workers):
-        tasks.put(None)  # one stop sign per worker
-    processes = [context.Process(target=_worker, args=(job, tasks, results), name=f"selfplay-worker-{n}", daemon=True)
-                 for n in range(workers)]
-    for process in processes:
-        process.start()
-    try:
-        yield _collect(results, processes, len(pending))
-        for process in processes:
-            process.join(timeout=10)  # they close their engines (quit) on the way out
-    finally:
-        for process in processes:
-            if process.is_alive():
-                process.terminate()
-        for process in processes:
-            process.join(timeout=5)
-        for queue in (tasks, results):
-            queue.cancel_join_thread()
-            queue.close()
-
-
-def _collect(results: Any, processes: list[Any], expected: int) -> Iterator[GameRecord]:
-    """`expected` records from the workers' result queue. Raises a worker's error, or UserError when a
-    worker died (killed, out of memory) or all ended with games missing, instead of waiting forever."""
-    received = 0
-    while received < expected:
-        dead = [p for p in processes if p.exitcode not in (None, 0)]
-        if dead:
-            raise UserError(f"self-play worker {dead[0].name} died (exit code {dead[0].exitcode}); "
-                            "re-run the same command to continue")
-        try:
-            kind, payload = results.get(timeout=0.5)
-        except queue_module.Empty:
-            if all(p.exitcode is not None for p in processes):
-                raise UserError(f"self-play workers ended with {expected - received} games unplayed; "
-                                "re-run the same command to continue") from None
-            continue
-        if kind == "error":
-            raise payload
-        received += 1
-        yield payload
-
-
-def _worker(job: _Job, tasks: Any, results: Any) -> None:
-    """A worker process: build the players once, then play the game indices from `tasks` until a None,
-    putting ("record", GameRecord) on `results`, or ("error", exception) and stopping."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
-    threading.Thread(target=_exit_with_parent, daemon=True).start()
-    players: list[Player] = []
-    try:
-        players = [make_player(spec, job.game) for spec in job.player_specs]
-        for index in iter(tasks.get, None):  # ends at this worker's stop sign
-            results.put(("record", job.play(players, index)))
-    except Exception as exc:  # noqa: BLE001 - handed to the main process, which raises it
-        results.put(("error", _picklable(exc)))
-    finally:
+    def close(self, players: Sequence[Player]) -> None:
         _close_all(players)
 
 
-def _picklable(exc: Exception) -> Exception:
-    try:
-        pickle.dumps(exc)
-        return exc
-    except Exception:  # noqa: BLE001 - any pickling failure
-        return RuntimeError(f"{type(exc).__name__}: {exc}")
-
-
-def _exit_with_parent() -> None:
-    """End this worker when the main process dies (even by SIGKILL); its engines then read end-of-file
-    on their stdin and quit. Without this, an orphaned worker would wait for tasks forever."""
-    parent = multiprocessing.parent_process()
-    if parent is None or parent.sentinel is None:
-        return
-    multiprocessing.connection.wait([parent.sentinel])
-    os._exit(1)
+def _records(job: _Job, players: list[Player], pending: list[int],
+             workers: int) -> AbstractContextManager[Iterator[GameRecord]]:
+    """The records of the pending games as they finish: in this process with `players` (one worker), else
+    from `workers` processes (see `gamegpt.runs.indexed_records`)."""
+    return indexed_records(job, pending, workers, label="self-play", local_state=players if workers == 1 else None)
 
 
 def write_enumeration(out: str | Path) -> SelfplayResult:

@@ -1,0 +1,125 @@
+"""The model as the bot's engine: a legal move for every turn, in time.
+
+`move_budget` turns Lichess's clock into seconds to think: `remaining / 30 + 3/4 of the increment - move
+overhead`, never more than the clock minus the overhead, at most `first_move_seconds` for the bot's first
+move (Lichess aborts a game whose first move is late), `correspondence_move_seconds` without a clock.
+
+`GameEngine` (one per game, with its own KV cache) decodes in a worker thread; if the model has not
+answered within the budget, or fails, a random legal move is played and a note says why (as the UCI
+engine does). A policy's illegal sample (`raw`, `retry`) falls back to masked decoding. Sampling is
+seeded from the config's seed and the game's moves, so a replayed position gets the same move.
+"""
+
+from __future__ import annotations
+
+import datetime
+import random
+import threading
+import zlib
+from typing import Any, Callable
+
+import chess
+
+from gamegpt.bots.config import EngineSettings
+from gamegpt.games.base import InvalidMove
+from gamegpt.games.chess import ChessGame
+
+MIN_BUDGET_SECONDS = 0.05
+MOVES_TO_GO = 30
+
+
+def millis(value: Any) -> float:
+    """A Lichess clock value in milliseconds: an int (gameFull's state) or a timedelta (berserk's gameState)."""
+    if isinstance(value, datetime.timedelta):
+        return value.total_seconds() * 1000
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def move_budget(state: dict[str, Any], color: chess.Color, plies: int, has_clock: bool,
+                settings: EngineSettings) -> float:
+    """Seconds the bot may spend on the move in `state` (Lichess gameState) as `color` after `plies` plies."""
+    overhead = settings.move_overhead_ms / 1000
+    if has_clock:
+        side = "w" if color == chess.WHITE else "b"
+        remaining = millis(state.get(f"{side}time")) / 1000
+        increment = millis(state.get(f"{side}inc")) / 1000
+        budget = min(remaining / MOVES_TO_GO + 0.75 * increment - overhead, remaining - overhead)
+    else:
+        budget = settings.correspondence_move_seconds
+    if plies < 2:
+        budget = min(budget, settings.first_move_seconds)
+    return max(MIN_BUDGET_SECONDS, budget)
+
+
+def position_seed(seed: int, game: ChessGame) -> int:
+    """A sampling seed from the config's seed, the start position and the moves."""
+    key = f"{seed}|{game.start}|{' '.join(m.uci() for m in game.history)}"
+    return zlib.crc32(key.encode())
+
+
+class GameEngine:
+    """Chooses the bot's moves in one game. `player` is a ModelPlayer (None: random legal moves)."""
+
+    def __init__(self, player: Any, settings: EngineSettings, name: str = "engine") -> None:
+        self.player = player
+        self.settings = settings
+        self.name = name
+        self._lock = threading.Lock()
+
+    def choose(self, game: ChessGame, budget: float) -> tuple[chess.Move, str | None]:
+        """A legal move for `game` within about `budget` seconds, and a note when it is not the model's own
+        move (fallback, timeout, error). Raises ValueError if there is no legal move."""
+        legal = list(game.board.legal_moves)
+        if not legal:
+            raise ValueError("no legal move")
+        seed = position_seed(self.settings.seed, game)
+        if self.player is None:
+            return random.Random(seed).choice(legal), "no model: random legal move"
+        result: dict[str, Any] = {}
+        done = threading.Event()
+        snapshot = game.copy()
+
+        def work() -> None:
+            try:
+                with self._lock:
+                    result["move"], result["note"] = self._decide(snapshot, seed)
+            except Exception as exc:  # the model failed: the game goes on with a random legal move
+                result["error"] = exc
+            finally:
+                done.set()
+
+        threading.Thread(target=work, name=f"{self.name}-decode", daemon=True).start()
+        if done.wait(budget) and "move" in result:
+            return result["move"], result["note"]
+        reason = (f"model error ({type(result['error']).__name__}: {result['error']})" if "error" in result
+                  else f"no model move within {budget:.2f}s")
+        return random.Random(seed).choice(legal), f"{reason}: random legal move"
+
+    def _decide(self, game: ChessGame, seed: int) -> tuple[chess.Move, str | None]:
+        player = self.player
+        player.reset(seed)
+        move = player.choose(game)
+        note = None
+        if isinstance(move, InvalidMove):
+            note = f"model sample not legal ({move.text.strip()!r}): masked decoding"
+            move = player.choose_masked(game)
+        if not isinstance(move, chess.Move) or not game.board.is_legal(move):
+            return random.Random(seed).choice(list(game.board.legal_moves)), "model move not legal: random legal move"
+        return move, note
+
+
+def model_engine_factory(settings: EngineSettings) -> Callable[[str], GameEngine]:
+    """Load the model once (UserError if it cannot be) and return a factory of per-game engines that
+    share its weights, each with its own KV cache."""
+    from gamegpt.engine.model_player import load_model_player
+
+    def make(game_id: str) -> GameEngine:
+        player = load_model_player(settings.model, "chess", temperature=settings.temperature,
+                                   policy=settings.policy, top_k=settings.top_k or None)
+        return GameEngine(player, settings, name=f"game-{game_id}")
+
+    make("check")  # loads (and caches) the weights now, so a bad model path fails at start
+    return make

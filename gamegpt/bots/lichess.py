@@ -1,0 +1,242 @@
+"""`gamegpt bot lichess`: ChessGPT as a Lichess bot, on berserk.
+
+Threads: the caller's thread runs `LichessBot.run`, which reads the account's event stream (challenges,
+game starts and ends) and answers challenges; each game is played by a `GameWorker` in its own thread
+from its own game stream; a game's model decoding runs in a short-lived worker thread so the clock is
+never overrun. A failure in one game ends only that game's thread.
+
+Staying up (see `api` for the network rules): the event stream is reopened with exponential backoff and
+jitter when it drops, stalls or fails (at most `max_reconnects` failures in a row); on reopening Lichess
+sends `gameStart` again for every running game, and at start the bot asks for its ongoing games
+(/api/account/playing), so games survive both a dropped stream and a restart of the bot. `stop()` (or the
+`stop` event) ends every loop within about one stream read timeout; games are left running on Lichess
+and picked up by the next start.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from typing import Any, Callable
+
+from gamegpt.bots.api import BotStopped, LichessApi, describe, status_of
+from gamegpt.bots.challenges import decline_reason
+from gamegpt.bots.config import BotConfig
+from gamegpt.bots.engine import GameEngine, model_engine_factory
+from gamegpt.bots.game import BotContext, GameResult, GameWorker
+from gamegpt.bots.redact import redacted_logging
+from gamegpt.errors import UserError
+
+LOG = logging.getLogger("gamegpt.bots.lichess")
+PENDING_SECONDS = 20.0
+"""How long an accepted challenge counts against `max_games` while its gameStart has not arrived."""
+
+
+class BotError(UserError):
+    """The bot cannot run: the token is refused, the account is not usable, Lichess cannot be reached."""
+
+
+class LichessBot:
+    """The bot: `run()` blocks until `stop()` (from another thread) or a fatal error (BotError); a bot runs
+    once (make a new one to start again).
+
+    `engines` makes the per-game engine (default: the config's model, loaded once at construction so a bad
+    model fails at start). `results` holds every game that ended while the bot ran, by game id.
+    """
+
+    def __init__(self, config: BotConfig, token: str, *, engines: Callable[[str], GameEngine] | None = None,
+                 stop: threading.Event | None = None) -> None:
+        self.config = config
+        self._token = token
+        self.stop_event = stop or threading.Event()
+        self.engines = engines or model_engine_factory(config.engine)
+        self.results: dict[str, GameResult] = {}
+        self.account: dict[str, Any] = {}
+        self._workers: dict[str, GameWorker] = {}
+        self._pending: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self.api: LichessApi | None = None
+        self.context: BotContext | None = None
+
+    def __repr__(self) -> str:
+        return f"<LichessBot {self.config.url}>"  # never the token
+
+    def stop(self) -> None:
+        """Ask every loop to end (the event stream, the games, the waits)."""
+        self.stop_event.set()
+
+    def run(self) -> None:
+        """Connect, pick up running games, and serve the event stream until stopped."""
+        with redacted_logging([self._token]):
+            network = self.config.network
+            self.api = LichessApi(self._token, self.config.url, network, self.stop_event,
+                                  pool_size=self.config.challenge.max_games * 2 + 4)
+            try:
+                self._connect()
+                self._event_loop()
+            except BotStopped:
+                pass
+            finally:
+                self.stop_event.set()
+                deadline = time.monotonic() + network.stream_read_timeout_seconds + 2
+                for worker in self.workers():
+                    worker.thread.join(timeout=max(0.0, deadline - time.monotonic()))
+                self.api.close()
+                LOG.info("bot stopped")
+
+    def workers(self) -> list[GameWorker]:
+        with self._lock:
+            return list(self._workers.values())
+
+    # ------------------------------------------------------------------ start-up
+    def _connect(self) -> None:
+        assert self.api is not None
+        try:
+            self.account = self.api.account()
+        except BotStopped:
+            raise
+        except Exception as exc:
+            status = status_of(exc)
+            if status in (401, 403):
+                raise BotError(f"Lichess refused the API token (HTTP {status}): create one with the bot:play "
+                               "scope at https://lichess.org/account/oauth/token") from None
+            raise BotError(f"cannot reach Lichess at {self.config.url} ({describe(exc)})") from None
+        name = str(self.account.get("username") or self.account.get("id") or "?")
+        if str(self.account.get("title") or "").upper() != "BOT":
+            LOG.warning("account %s is not a BOT account: upgrade it first (see the README); "
+                        "Lichess refuses the bot endpoints otherwise", name)
+        LOG.info("connected to %s as %s; finished games are saved as PGN under %s", self.config.url, name,
+                 self.config.games.pgn_dir)
+        self.context = BotContext(self.api, self.config, str(self.account.get("id") or name).lower(), name,
+                                  self.engines, self.stop_event)
+        try:
+            ongoing = self.api.ongoing_games()
+        except BotStopped:
+            raise
+        except Exception as exc:  # the event stream sends gameStart for them anyway
+            LOG.warning("could not list ongoing games (%s); waiting for the event stream", describe(exc))
+            ongoing = []
+        for game in ongoing:
+            game_id = str(game.get("gameId") or game.get("id") or "")
+            if game_id:
+                LOG.info("picking up ongoing game %s", game_id)
+                self._start_game(game_id)
+
+    # ------------------------------------------------------------------ the event stream
+    def _event_loop(self) -> None:
+        assert self.api is not None
+        network = self.config.network
+        failures = 0
+        while not self.stop_event.is_set():
+            try:
+                with contextlib.closing(self.api.event_stream()) as events:  # type: ignore[type-var]
+                    for event in events:
+                        if self.stop_event.is_set():
+                            return
+                        failures = 0
+                        if event is not None:
+                            self._on_event(event)
+                reason = "the event stream ended"
+            except BotStopped:
+                return
+            except Exception as exc:
+                status = status_of(exc)
+                if status is not None and 400 <= status < 500 and status != 429:
+                    raise BotError(f"Lichess refused the event stream ({describe(exc)})") from None
+                reason = describe(exc)
+            failures += 1
+            if failures > network.max_reconnects:
+                raise BotError(f"lost the Lichess event stream: {failures - 1} reconnects failed (last: {reason})")
+            delay = self.api.backoff.delay(failures - 1)
+            LOG.warning("%s; reconnecting in %.2fs (%d/%d)", reason, delay, failures, network.max_reconnects)
+            self.api.sleep(delay)
+
+    def _on_event(self, event: dict[str, Any]) -> None:
+        """One event; an error here (a challenge that vanished, a refused answer) is logged, not raised."""
+        kind = event.get("type")
+        try:
+            if kind == "challenge":
+                self._on_challenge(event.get("challenge") or {})
+            elif kind == "gameStart" and _game_id(event):
+                self._start_game(_game_id(event))
+            elif kind == "gameFinish":
+                with self._lock:
+                    worker = self._workers.get(_game_id(event))
+                if worker is not None:
+                    worker.wake.set()  # a worker waiting to reconnect reads the final state now
+            elif kind in ("challengeCanceled", "challengeDeclined"):
+                challenge_id = str((event.get("challenge") or {}).get("id"))
+                with self._lock:
+                    self._pending.pop(challenge_id, None)
+                LOG.info("challenge %s: %s", challenge_id, kind)
+            else:
+                LOG.debug("ignoring event %r", kind)
+        except BotStopped:
+            raise
+        except Exception as exc:
+            LOG.warning("event %s: %s", kind, describe(exc))
+
+    def _on_challenge(self, challenge: dict[str, Any]) -> None:
+        assert self.api is not None
+        challenge_id = str(challenge.get("id"))
+        challenger = challenge.get("challenger") or {}
+        who = challenger.get("name") or challenger.get("id") or "?"
+        assert self.context is not None
+        if str(challenger.get("id", "")).lower() == self.context.account_id or challenge.get("direction") == "out":
+            return  # our own challenge
+        with self._lock:
+            if challenge_id in self._pending or challenge_id in self._workers:
+                return  # sent again after a reconnect, already answered
+        reason = decline_reason(challenge, self.config.challenge, self.busy_games())
+        if reason is not None:
+            self.api.decline_challenge(challenge_id, reason)
+            LOG.info("declined challenge %s from %s (%s)", challenge_id, who, reason)
+            return
+        with self._lock:
+            self._pending[challenge_id] = time.monotonic()
+        try:
+            self.api.accept_challenge(challenge_id)
+        except BaseException:
+            with self._lock:
+                self._pending.pop(challenge_id, None)
+            raise
+        LOG.info("accepted challenge %s from %s (%s %s)", challenge_id, who,
+                 "rated" if challenge.get("rated") else "casual", challenge.get("speed"))
+
+    def busy_games(self) -> int:
+        """Games being played plus accepted challenges whose game has not started yet."""
+        now = time.monotonic()
+        with self._lock:
+            for challenge_id, since in list(self._pending.items()):
+                if now - since > PENDING_SECONDS:
+                    del self._pending[challenge_id]
+            running = {gid for gid, w in self._workers.items() if w.thread.is_alive() or not w.thread.ident}
+            return len(running | set(self._pending))
+
+    # ------------------------------------------------------------------ games
+    def _start_game(self, game_id: str) -> None:
+        with self._lock:
+            self._pending.pop(game_id, None)
+            worker = self._workers.get(game_id)
+            if worker is not None:
+                return  # already being played (gameStart again after a reconnect)
+            assert self.context is not None
+            worker = GameWorker(game_id, self.context, on_done=self._game_done)
+            self._workers[game_id] = worker
+        LOG.info("game %s: starting", game_id)
+        worker.start()
+
+    def _game_done(self, worker: GameWorker) -> None:
+        with self._lock:
+            if worker.result is not None:
+                self.results[worker.game_id] = worker.result
+            if self._workers.get(worker.game_id) is worker:
+                del self._workers[worker.game_id]  # a later gameStart (a game given up on) starts it again
+
+
+def _game_id(event: dict[str, Any]) -> str:
+    """The game id of a gameStart/gameFinish event (`game.id`, or `game.gameId`), "" if missing."""
+    game = event.get("game") or {}
+    return str(game.get("id") or game.get("gameId") or "")

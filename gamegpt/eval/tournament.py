@@ -1,0 +1,539 @@
+"""Chess tournaments between players given by spec, rated by maximum-likelihood Elo.
+
+    from gamegpt.eval.tournament import Limits, ladder_entrants, run_tournament
+    from gamegpt.eval.openings import load_openings
+    result = run_tournament(["cold=model:path=chessgpt,temperature=0.001", *ladder_entrants("default")],
+                            mode="gauntlet", subjects=["cold"],
+                            openings=load_openings("../shared/data/openings/2moves_v2.pgn", count=10),
+                            limits=Limits(nodes=1000), out_dir="results/tournament", workers=2)
+    print(result.ratings.table())   # also in results/tournament/ratings.txt, .json, .png
+
+Entrants are `[NAME=]SPEC` texts (see `gamegpt.players.spec`); without a name, the spec is the name (with
+`path=`/`cmd=` values cut to their last path component).
+
+Pairings. Round robin: every entrant plays every other. Gauntlet: each subject plays every other entrant
+(the opponents), and each opponent also plays the next `neighbours` opponents in the order given, so that
+a ladder is rated in the same fit as the subjects (a ladder is listed strongest first).
+
+Games. Every pairing plays every opening twice, once with each colour. The opening's moves are part of
+the game (the model reads the whole game from move 1); the players take over after them. Game `i` of the
+schedule is always the same pairing, colours and opening, seeded by (seed, i); the schedule runs opening
+by opening, so a tournament given more openings later (same seed and book order) keeps every game played.
+
+Limits. `Limits(time_control=TimeControl.parse("10+0.1"))` gives each side a clock, enforced by the arena
+(the wall time of each move is taken off it; a side whose clock runs out loses, or draws when the opponent
+has too little material to mate); UCI engines get `wtime/btime/winc/binc`. `Limits(nodes=N)` or
+`Limits(movetime=MS)` are added to every Stockfish/UCI spec that states no nodes, depth or movetime of its
+own. Both may be combined. Without any, engines use their specs' limits (Stockfish: nodes=1000).
+
+Adjudication (no tablebases): the rules of chess end a game (mate, stalemate, insufficient material); a
+draw that can be claimed is claimed at once for the player to move (threefold repetition, 50-move rule);
+a game still running after `max_plies` plies (the opening's included) is a draw; an illegal move loses;
+a fallen flag loses (draws against a lone king or too little mating material).
+
+Files in `out_dir`: games.jsonl (one record per game, appended as games finish), games.pgn (every game,
+with players, result, termination, opening and time control), tournament.json (settings, openings,
+standings, pairing results), standings.txt, ratings.txt / ratings.json / ratings.png (the Elo fit, see
+`gamegpt.eval.elo`). Killed at any point, the same call continues: completed games are read back from
+games.jsonl, and only the missing ones are played.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import chess.pgn
+from tqdm import tqdm
+
+from gamegpt.errors import PlayerSpecError, UserError
+from gamegpt.eval.arena import TimeControl, derive_seed, play_game
+from gamegpt.eval.elo import EloFit, fit_elo, write_elo
+from gamegpt.eval.openings import START_POSITION, Opening
+from gamegpt.players.base import Player
+from gamegpt.players.spec import make_player, parse_spec
+from gamegpt.records import GameRecord, RecordWriter, iter_records
+from gamegpt.runs import check_settings, indexed_records, write_json_atomic, write_text_atomic
+
+MODES = ("round-robin", "gauntlet")
+DEFAULT_ANCHOR_ELO = 1350
+MAX_PLAYERS_PER_WORKER = 6  # players (engine processes, models) a worker keeps; the least recently used go
+ENGINE_PLAYERS = ("stockfish", "uci")
+LIMIT_KEYS = ("nodes", "depth", "movetime")
+
+LADDERS: dict[str, tuple[str, ...]] = {
+    # Strongest first: Stockfish 15.1 at UCI_Elo 1700, 1500 and 1350 (the default anchor), then rungs below
+    # 1350 for weak models: Skill Level 0 on 20 nodes with 10 %, 25 % and 50 % of its moves random, and
+    # the random player. Plain Skill Level 0 is no rung of its own: Stockfish 15.1 picks a level-0 move
+    # from a depth-1 MultiPV search at any node count, which is what UCI_Elo 1350 does too (measured
+    # here, a 432-game round robin: Skill 0 at 1 and at 20 nodes rated 1383 and 1323 against UCI_Elo
+    # 1350's anchor, intervals about +-135); random moves are what weaken it.
+    "default": (
+        "stockfish:elo=1700",
+        "stockfish:elo=1500",
+        "stockfish:elo=1350",
+        "stockfish:skill=0,nodes=20,noise=0.1",
+        "stockfish:skill=0,nodes=20,noise=0.25",
+        "stockfish:skill=0,nodes=20,noise=0.5",
+        "random",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Entrant:
+    """A tournament player: a unique `name` (used in the PGN, the tables and as the anchor) and a spec."""
+
+    name: str
+    spec: str
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Search limits for the whole tournament (see the module docstring)."""
+
+    time_control: TimeControl | None = None
+    nodes: int | None = None
+    movetime: int | None = None
+
+    def __post_init__(self) -> None:
+        for key in ("nodes", "movetime"):
+            value = getattr(self, key)
+            if value is not None and value < 1:
+                raise UserError(f"{key} must be at least 1, got {value}")
+
+    def apply(self, spec: str) -> str:
+        """`spec` with the tournament's nodes/movetime added when it is an engine spec that states no limit."""
+        name, options = parse_spec(spec)
+        if name not in ENGINE_PLAYERS or any(key in options for key in LIMIT_KEYS):
+            return spec
+        extra = [f"{key}={value}" for key, value in (("nodes", self.nodes), ("movetime", self.movetime))
+                 if value is not None]
+        if not extra:
+            return spec
+        return spec + ("," if ":" in spec else ":") + ",".join(extra)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"time_control": None if self.time_control is None else str(self.time_control),
+                "nodes": self.nodes, "movetime": self.movetime}
+
+
+@dataclass(frozen=True)
+class ScheduledGame:
+    """Game `index` of a tournament: who has White and Black (entrant names) and which opening."""
+
+    index: int
+    white: str
+    black: str
+    opening: int
+
+
+@dataclass
+class TournamentResult:
+    """What a tournament run left behind, with the Elo fit of all its games (`ratings`, written to
+    `rating_paths`)."""
+
+    out_dir: Path
+    records_path: Path
+    pgn_path: Path
+    summary_path: Path
+    games_total: int
+    games_scheduled: int
+    games_new: int
+    standings: list[dict[str, Any]]
+    ratings: EloFit | None = None
+    rating_paths: list[Path] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- entrants and schedule
+def default_name(spec: str) -> str:
+    """The name an entrant gets from its spec: the spec, with `path=`/`cmd=` values cut to their last
+    path component (`model:path=runs/x/model,temperature=0.1` → `model:path=model,temperature=0.1`)."""
+    name, options = parse_spec(spec)
+    parts = []
+    for key, value in options.items():
+        if key in ("path", "cmd"):
+            value = Path(value.split()[0] if value.split() else value).name or value
+        parts.append(f"{key}={value}")
+    return f"{name}:{','.join(parts)}" if parts else name
+
+
+def parse_entrant(text: str | Entrant) -> Entrant:
+    """`[NAME=]SPEC` → Entrant. A name comes before the spec's first `:`; `sf=stockfish:elo=1350` is named
+    `sf`, `stockfish:elo=1350` is named after its spec."""
+    if isinstance(text, Entrant):
+        return text
+    text = text.strip()
+    head = text.split(":", 1)[0]
+    if "=" in head:
+        name, spec = (part.strip() for part in text.split("=", 1))
+        if not name or not spec:
+            raise PlayerSpecError(f"bad entrant {text!r}: expected NAME=SPEC or SPEC")
+        return Entrant(name, spec)
+    if not text:
+        raise PlayerSpecError("empty player spec")
+    return Entrant(default_name(text), text)
+
+
+def ladder_entrants(name: str) -> list[Entrant]:
+    """The entrants of a ladder preset (see LADDERS), strongest first; UserError for an unknown preset."""
+    if name not in LADDERS:
+        raise UserError(f"unknown ladder {name!r}; known: {', '.join(sorted(LADDERS))}")
+    return [parse_entrant(spec) for spec in LADDERS[name]]
+
+
+def stockfish_elo(spec: str) -> int | None:
+    """The UCI_Elo of a noiseless `stockfish:elo=E` spec, else None."""
+    name, options = parse_spec(spec)
+    if name != "stockfish" or "elo" not in options:
+        return None
+    try:
+        if float(options.get("noise", "0")) != 0:
+            return None
+        return int(options["elo"])
+    except ValueError:
+        return None
+
+
+def resolve_anchor(entrants: Sequence[Entrant], anchor: str | None,
+                   anchor_rating: float | None) -> tuple[str, float]:
+    """The anchor's name and rating. Default name: the first noiseless Stockfish at UCI_Elo 1350, else the
+    first entrant. Default rating: a noiseless Stockfish anchor's UCI_Elo, else 0. UserError for a name
+    that is not an entrant."""
+    names = [e.name for e in entrants]
+    if anchor is None:
+        at_1350 = [e.name for e in entrants if stockfish_elo(e.spec) == DEFAULT_ANCHOR_ELO]
+        anchor = at_1350[0] if at_1350 else names[0]
+    if anchor not in names:
+        raise UserError(f"anchor {anchor!r} is not a player of this tournament (players: {', '.join(names)})")
+    if anchor_rating is None:
+        elo = stockfish_elo(next(e.spec for e in entrants if e.name == anchor))
+        anchor_rating = float(elo) if elo is not None else 0.0
+    return anchor, float(anchor_rating)
+
+
+def make_pairings(names: Sequence[str], *, mode: str = "round-robin", subjects: Sequence[str] = (),
+                  neighbours: int = 2) -> list[tuple[str, str]]:
+    """The pairings of a tournament, each once (see the module docstring). UserError for an unknown mode,
+    subjects that are not entrants, or a gauntlet without subjects or opponents."""
+    if mode not in MODES:
+        raise UserError(f"unknown tournament mode {mode!r}; choose one of {', '.join(MODES)}")
+    if len(set(names)) != len(names):
+        raise UserError(f"player names must be unique: {', '.join(n for n, c in Counter(names).items() if c > 1)} "
+                        "twice (name them: NAME=SPEC)")
+    if mode == "round-robin":
+        return [(a, b) for k, a in enumerate(names) for b in names[k + 1:]]
+    missing = [s for s in subjects if s not in names]
+    if missing:
+        raise UserError(f"gauntlet subject {missing[0]!r} is not a player (players: {', '.join(names)})")
+    opponents = [n for n in names if n not in subjects]
+    if not subjects or not opponents:
+        raise UserError("a gauntlet needs at least one subject (--player) and one opponent (--opponent or --ladder)")
+    if neighbours < 0:
+        raise UserError(f"ladder neighbours must be >= 0, got {neighbours}")
+    pairs = [(s, o) for s in subjects for o in opponents]
+    pairs += [(opponents[k], opponents[k + d]) for d in range(1, neighbours + 1) for k in range(len(opponents) - d)]
+    return pairs
+
+
+def make_schedule(pairings: Sequence[tuple[str, str]], n_openings: int) -> list[ScheduledGame]:
+    """Every pairing plays every opening with both colours; opening by opening, so the games of the first
+    N openings keep their indices when more openings are added."""
+    games: list[ScheduledGame] = []
+    for opening in range(n_openings):
+        for first, second in pairings:
+            for white, black in ((first, second), (second, first)):
+                games.append(ScheduledGame(len(games), white, black, opening))
+    return games
+
+
+# --------------------------------------------------------------------------- playing
+@dataclass(frozen=True)
+class _TournamentJob:
+    """What a worker needs (pickled once per worker): the specs by name, the schedule and the openings."""
+
+    specs: tuple[tuple[str, str], ...]
+    schedule: tuple[ScheduledGame, ...]
+    openings: tuple[Opening, ...]
+    seed: int
+    max_plies: int | None
+    time_control: TimeControl | None
+    torch_threads: int | None
+
+    def open(self) -> "OrderedDict[str, Player]":
+        if self.torch_threads and any(parse_spec(spec)[0] == "model" for _, spec in self.specs):
+            import torch
+
+            torch.set_num_threads(self.torch_threads)
+        return OrderedDict()
+
+    def play(self, players: "OrderedDict[str, Player]", index: int) -> GameRecord:
+        scheduled = self.schedule[index]
+        specs = dict(self.specs)
+        sides = []
+        for name in (scheduled.white, scheduled.black):
+            if name not in players:
+                players[name] = make_player(specs[name], "chess")
+            players.move_to_end(name)
+            sides.append(players[name])
+        while len(players) > MAX_PLAYERS_PER_WORKER:
+            _, oldest = players.popitem(last=False)
+            oldest.close()
+        opening = self.openings[scheduled.opening]
+        record = play_game(opening.new_game(claim_draws=True), sides, seed=derive_seed(self.seed, index),
+                           index=index, max_plies=self.max_plies, time_control=self.time_control)
+        record.extra["entrants"] = [scheduled.white, scheduled.black]
+        record.extra["opening"] = {"index": scheduled.opening, "name": opening.name, "eco": opening.eco,
+                                   "plies": len(opening.moves)}
+        return record
+
+    def close(self, players: "OrderedDict[str, Player]") -> None:
+        for player in players.values():
+            player.close()
+        players.clear()
+
+
+def run_tournament(
+    players: Sequence[str | Entrant],
+    *,
+    out_dir: str | Path,
+    openings: Sequence[Opening] = (START_POSITION,),
+    mode: str = "round-robin",
+    subjects: Sequence[str] = (),
+    neighbours: int = 2,
+    limits: Limits = Limits(),
+    max_plies: int | None = 400,
+    workers: int = 1,
+    seed: int = 0,
+    anchor: str | None = None,
+    anchor_rating: float | None = None,
+    confidence: float = 0.95,
+    event: str = "gamegpt tournament",
+    progress: bool = True,
+    torch_threads: int | None = 1,
+) -> TournamentResult:
+    """Play the tournament's games not yet in `out_dir`, on `workers` processes, then rate everybody.
+
+    `players` are entrants (`[NAME=]SPEC` or `Entrant`); `subjects` names the gauntlet's subjects (names
+    or the texts given in `players`). `anchor`/`anchor_rating` as in `resolve_anchor`. `torch_threads`
+    is set in each worker that plays a model (and in this process with one worker). Re-running with the
+    same arguments continues an interrupted run; more openings (a longer list starting with the same ones)
+    extend it; other settings are refused (UserError). Raises UserError for bad specs, names, limits,
+    or a worker that died; a game that cannot be played (an engine that fails) stops the run with its
+    error, and the games finished so far are kept.
+    """
+    entrants = [parse_entrant(p) for p in players]
+    if len(entrants) < 2:
+        raise UserError("a tournament needs at least two players")
+    if not openings:
+        raise UserError("a tournament needs at least one opening (START_POSITION for none)")
+    if max_plies is not None and max_plies < 1:
+        raise UserError(f"max plies must be >= 1, got {max_plies}")
+    if workers < 1:
+        raise UserError(f"the worker count must be >= 1, got {workers}")
+    if not 0.0 < confidence < 1.0:
+        raise UserError(f"the interval confidence must be between 0 and 1, got {confidence:g}")
+    by_text = {p if isinstance(p, str) else p.name: e.name for p, e in zip(players, entrants)}
+    subject_names = [by_text.get(s.strip(), s.strip()) for s in subjects]
+    names = [e.name for e in entrants]
+    pairings = make_pairings(names, mode=mode, subjects=subject_names, neighbours=neighbours)
+    anchor, anchor_value = resolve_anchor(entrants, anchor, anchor_rating)
+    specs = {e.name: limits.apply(e.spec) for e in entrants}
+    for name, spec in specs.items():  # bad specs fail here, in one clear line (engines start lazily)
+        try:
+            make_player(spec, "chess").close()
+        except PlayerSpecError as exc:
+            raise PlayerSpecError(f"player {name!r}: {exc}") from None
+
+    out = Path(out_dir)
+    records_path, summary_path, pgn_path = out / "games.jsonl", out / "tournament.json", out / "games.pgn"
+    settings: dict[str, Any] = {"players": specs, "mode": mode, "subjects": subject_names if mode == "gauntlet" else [],
+                                "neighbours": neighbours if mode == "gauntlet" else None, **limits.to_dict(),
+                                "max_plies": max_plies, "seed": seed}
+    created = check_settings(summary_path, records_path, settings)
+    book = [o.to_dict() for o in openings]
+    _check_openings(summary_path, book)
+    schedule = make_schedule(pairings, len(openings))
+    existing = list(iter_records(records_path)) if records_path.exists() else []
+    done = _completed(existing, schedule, records_path, games_per_opening=2 * len(pairings))
+    pending = [game.index for game in schedule if game.index not in done]
+    job = _TournamentJob(tuple(specs.items()), tuple(schedule), tuple(openings), seed, max_plies,
+                         limits.time_control, torch_threads)
+    workers = max(1, min(workers, len(pending)))
+    records = {r.index: r for r in existing}
+
+    def summary() -> dict[str, Any]:
+        return {"settings": settings, "created": created, "event": event, "games": len(records),
+                "games_scheduled": len(schedule), "openings": book, "pairings": [list(p) for p in pairings],
+                "standings": standings(records.values(), names),
+                "pairing_results": pairing_results(records.values(), pairings),
+                "terminations": dict(Counter(r.termination for r in records.values()))}
+
+    write_json_atomic(summary_path, summary())
+    written = 0
+    completed = False
+    try:
+        with RecordWriter(records_path) as writer, tqdm(
+            total=len(schedule), initial=len(done), disable=not progress, desc="tournament", unit="game",
+            smoothing=0.1,
+        ) as bar, indexed_records(job, pending, workers, label="tournament") as finished:
+            for record in finished:
+                writer.write(record)
+                records[record.index] = record  # type: ignore[index]
+                written += 1
+                bar.update(1)
+        completed = True
+    finally:
+        if written:
+            write_json_atomic(summary_path, summary())
+        if records_path.exists():
+            try:
+                _export_pgn(records_path, pgn_path, created, event, specs)
+            except Exception:
+                if completed:
+                    raise
+    result = TournamentResult(out, records_path, pgn_path, summary_path, len(records), len(schedule), written,
+                              standings(records.values(), names))
+    result.ratings = rate_records(records.values(), anchor=anchor, anchor_rating=anchor_value,
+                                  confidence=confidence, players=names)
+    result.rating_paths = write_elo(result.ratings, out, title=f"{event}: Elo from {result.ratings.games} games")
+    write_text_atomic(out / "standings.txt", format_standings(result.standings) + "\n")
+    return result
+
+
+def _check_openings(summary_path: Path, book: list[dict[str, Any]]) -> None:
+    """Refuse openings that differ from those of an earlier run (UserError); a longer or shorter list with
+    the same start is fine (games of openings beyond a shorter list are caught by `_completed`)."""
+    if not summary_path.exists():
+        return
+    previous = json.loads(summary_path.read_text()).get("openings") or []
+    common = min(len(previous), len(book))
+    if previous[:common] != book[:common]:
+        first = next(k for k in range(common) if previous[k] != book[k])
+        raise UserError(f"{summary_path.parent}: opening {first + 1} differs from the one its games were played "
+                        f"with ({previous[first].get('name')!r}, now {book[first].get('name')!r}); use the same book, "
+                        "seed and order, or choose another --out")
+
+
+def _completed(existing: Sequence[GameRecord], schedule: Sequence[ScheduledGame], records_path: Path,
+               games_per_opening: int) -> set[int]:
+    """The indices of the games in the records file, checked against the schedule: each once, each the
+    scheduled pairing (UserError otherwise)."""
+    done: set[int] = set()
+    for record in existing:
+        index = record.index
+        if not isinstance(index, int) or isinstance(index, bool) or index < 0:
+            raise UserError(f"{records_path}: a record has game index {index!r}; not the records of a tournament")
+        if index in done:
+            raise UserError(f"{records_path}: game {index} is in the file twice; not one tournament")
+        if index >= len(schedule):
+            openings = index // games_per_opening + 1
+            raise UserError(f"{records_path} holds games of {openings} openings; ask for at least {openings} "
+                            "openings or choose another --out")
+        expected = schedule[index]
+        if record.extra.get("entrants") != [expected.white, expected.black]:
+            raise UserError(f"{records_path}: game {index} was {record.extra.get('entrants')}, the schedule says "
+                            f"{[expected.white, expected.black]}; not this tournament")
+        done.add(index)
+    return done
+
+
+# --------------------------------------------------------------------------- results
+def score_of(result: str) -> float | None:
+    """White's score for a PGN result; None for an unfinished game."""
+    return {"1-0": 1.0, "0-1": 0.0, "1/2-1/2": 0.5}.get(result)
+
+
+def record_games(records: Iterable[GameRecord]) -> list[tuple[str, str, float]]:
+    """(white, black, white's score) of each finished tournament record (records with `extra["entrants"]`)."""
+    games = []
+    for record in records:
+        entrants = record.extra.get("entrants")
+        score = score_of(record.result)
+        if isinstance(entrants, list) and len(entrants) == 2 and score is not None:
+            games.append((str(entrants[0]), str(entrants[1]), score))
+    return games
+
+
+def rate_records(records: Iterable[GameRecord], *, anchor: str, anchor_rating: float = 1350.0,
+                 confidence: float = 0.95, players: Sequence[str] | None = None) -> EloFit:
+    """The Elo fit (`gamegpt.eval.elo.fit_elo`) of tournament records."""
+    return fit_elo(record_games(records), anchor=anchor, anchor_rating=anchor_rating, confidence=confidence,
+                   players=players)
+
+
+def standings(records: Iterable[GameRecord], names: Sequence[str]) -> list[dict[str, Any]]:
+    """Per entrant: games, wins, draws, losses and points; the best score per game first (players meet
+    different numbers of opponents in a gauntlet)."""
+    counts: dict[str, Counter[str]] = {name: Counter() for name in names}
+    points: dict[str, float] = {name: 0.0 for name in names}
+    for white, black, score in record_games(records):
+        for name, own in ((white, score), (black, 1.0 - score)):
+            row = counts.setdefault(name, Counter())
+            row["games"] += 1
+            row["wins" if own == 1 else "losses" if own == 0 else "draws"] += 1
+            points[name] = points.get(name, 0.0) + own
+    rows = [{"player": name, "games": row["games"], "wins": row["wins"], "draws": row["draws"],
+             "losses": row["losses"], "points": points[name]} for name, row in counts.items()]
+    return sorted(rows, key=lambda row: (-row["points"] / max(row["games"], 1), -row["points"], row["player"]))
+
+
+def pairing_results(records: Iterable[GameRecord],
+                    pairings: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
+    """Per pairing (a, b): games, a's wins, draws, b's wins."""
+    counts = {pair: [0, 0, 0] for pair in pairings}
+    for white, black, score in record_games(records):
+        pair, own = ((white, black), score) if (white, black) in counts else ((black, white), 1.0 - score)
+        if pair not in counts:
+            continue
+        counts[pair][0 if own == 1 else 1 if own == 0.5 else 2] += 1
+    return [{"players": list(pair), "games": sum(c), "wins": c[0], "draws": c[1], "losses": c[2]}
+            for pair, c in counts.items()]
+
+
+def format_standings(rows: Sequence[dict[str, Any]]) -> str:
+    """The standings as a text table."""
+    width = max([len(str(r["player"])) for r in rows] + [6])
+    lines = [f"{'player':<{width}}  {'games':>5}  {'+':>4}  {'=':>4}  {'-':>4}  {'points':>6}  {'score':>6}"]
+    for row in rows:
+        share = f"{100 * row['points'] / row['games']:.1f}%" if row["games"] else "-"
+        lines.append(f"{row['player']:<{width}}  {row['games']:>5}  {row['wins']:>4}  {row['draws']:>4}  "
+                     f"{row['losses']:>4}  {row['points']:>6g}  {share:>6}")
+    return "\n".join(lines)
+
+
+def _export_pgn(records_path: Path, pgn_path: Path, created: str, event: str, specs: dict[str, str]) -> None:
+    """Rebuild games.pgn with the tournament's headers: Event, White/Black (entrant names) and their specs,
+    Opening/ECO, TimeControl, Termination; a comment marks where the book ends."""
+    from gamegpt.selfplay.pgn_export import export_pgn
+
+    def edit(record: GameRecord, game: chess.pgn.Game) -> None:
+        headers = game.headers
+        headers["Event"] = event
+        headers["Site"] = "gamegpt"
+        entrants = record.extra.get("entrants") or ["?", "?"]
+        for side, name in zip(("White", "Black"), entrants):
+            headers[side] = str(name)
+            if name in specs:
+                headers[f"{side}Spec"] = specs[name]
+        opening = record.extra.get("opening") or {}
+        if opening.get("name"):
+            headers["Opening"] = str(opening["name"])
+        if opening.get("eco"):
+            headers["ECO"] = str(opening["eco"])
+        clock = record.extra.get("clock")
+        headers["TimeControl"] = str(clock["time_control"]) if isinstance(clock, dict) else "-"
+        headers["PlyCount"] = str(len(record.moves))
+        plies = int(opening.get("plies") or 0)
+        node: chess.pgn.GameNode = game
+        for _ in range(plies):
+            if not node.variations:
+                break
+            node = node.variations[0]
+        if plies and node is not game:
+            node.comment = " ".join(filter(None, ["book", node.comment]))
+
+    export_pgn(records_path, pgn_path, date=created[:10].replace("-", "."), edit=edit)

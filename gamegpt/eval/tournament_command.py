@@ -1,0 +1,118 @@
+"""`gamegpt tournament`: a chess tournament between player specs, with Elo ratings (see
+`gamegpt.eval.tournament` for the schedule, limits and adjudication, `gamegpt.eval.elo` for the ratings).
+
+Registered by gamegpt/cli.py with `main.add_command(tournament)`; runs on its own too.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import click
+
+from gamegpt.cliutil import Command
+from gamegpt.errors import UserError
+
+SHARED_BOOK = Path(__file__).resolve().parents[3] / "shared" / "data" / "openings" / "2moves_v2.pgn"
+
+
+def default_book() -> str | None:
+    """../shared/data/openings/2moves_v2.pgn beside the project, if it is there."""
+    return str(SHARED_BOOK) if SHARED_BOOK.exists() else None
+
+
+@click.command("tournament", cls=Command, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--player", "-p", "players", multiple=True, metavar="[NAME=]SPEC",
+              help="a player (repeatable): the subjects of a gauntlet, or entrants of a round robin")
+@click.option("--opponent", "opponents", multiple=True, metavar="[NAME=]SPEC",
+              help="an opponent (repeatable), after the ladder's rungs")
+@click.option("--ladder", default=None, help="a ladder preset of opponents: default = Stockfish UCI_Elo 1700, 1500, "
+              "1350 (the anchor), Skill Level 0 at 20 nodes with noise 0.1, 0.25 and 0.5, random")
+@click.option("--mode", type=click.Choice(["gauntlet", "round-robin"]), default=None,
+              help="gauntlet: each --player against every opponent; round-robin: everybody against everybody  "
+                   "[default: gauntlet with --ladder/--opponent, else round-robin]")
+@click.option("--neighbours", type=int, default=2, show_default=True,
+              help="gauntlet: each opponent also plays the next K opponents (rates the ladder in the same fit)")
+@click.option("--openings", "book", default=None,
+              help="opening book: .pgn, or .tsv with columns eco,name,pgn; 'none' for the start position  "
+                   "[default: ../shared/data/openings/2moves_v2.pgn]")
+@click.option("--opening-count", type=int, default=4, show_default=True,
+              help="openings used; each pairing plays each one with both colours (2N games a pairing)")
+@click.option("--opening-order", type=click.Choice(["random", "sequential"]), default="random", show_default=True)
+@click.option("--opening-plies", type=int, default=None, help="cut book lines to their first K plies")
+@click.option("--tc", "time_control", default=None, metavar="BASE+INC",
+              help="clock per side in seconds (e.g. 10+0.1), enforced by the arena: a fallen flag loses")
+@click.option("--nodes", type=int, default=None, help="nodes a move for engine specs that state no limit")
+@click.option("--movetime", type=int, default=None, help="ms a move for engine specs that state no limit")
+@click.option("--max-plies", type=int, default=400, show_default=True, help="a longer game is adjudicated a draw")
+@click.option("--workers", type=int, default=None, help="processes playing games  [default: the number of CPUs]")
+@click.option("--seed", type=int, default=0, show_default=True, help="seeds the games and the opening order")
+@click.option("--anchor", default=None, help="the player whose rating is fixed  [default: Stockfish at UCI_Elo "
+              "1350 if playing, else the first player]")
+@click.option("--anchor-rating", type=float, default=None,
+              help="the anchor's rating  [default: a Stockfish anchor's UCI_Elo, else 0]")
+@click.option("--confidence", type=float, default=0.95, show_default=True, help="interval coverage")
+@click.option("--stockfish", "stockfish_path", default=None,
+              help="Stockfish executable  [default: $GAMEGPT_STOCKFISH, else stockfish on PATH, else /usr/games/stockfish]")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True,
+              help="results directory; re-running the same command continues the tournament")
+@click.option("--no-progress", is_flag=True, help="no progress bar")
+def tournament(players: Sequence[str], opponents: Sequence[str], ladder: str | None, mode: str | None,
+               neighbours: int, book: str | None, opening_count: int, opening_order: str,
+               opening_plies: int | None, time_control: str | None, nodes: int | None, movetime: int | None,
+               max_plies: int, workers: int | None, seed: int, anchor: str | None, anchor_rating: float | None,
+               confidence: float, stockfish_path: str | None, out_dir: str, no_progress: bool) -> None:
+    """A chess tournament with Elo ratings. Player specs: model:path=P,temperature=T,policy=mask|retry|raw,
+    stockfish:elo=E|skill=N,nodes=N,movetime=MS, uci:cmd=ENGINE, random; any takes noise=P. Name a player
+    with NAME=SPEC. Every pairing plays every opening with both colours; games end by the rules, by a
+    claimable draw (threefold repetition, 50 moves), a fallen flag (--tc), an illegal move, or as a draw
+    after --max-plies. Writes games.jsonl, games.pgn, tournament.json, standings.txt and ratings.txt/json/png."""
+    from gamegpt.eval.arena import TimeControl
+    from gamegpt.eval.openings import START_POSITION, load_openings
+    from gamegpt.eval.tournament import Limits, format_standings, ladder_entrants, parse_entrant, run_tournament
+    from gamegpt.players.uci import STOCKFISH_ENV, find_stockfish
+    from gamegpt.selfplay.chess_command import default_workers
+
+    if not 0.0 < confidence < 1.0:
+        raise UserError(f"--confidence must be between 0 and 1, got {confidence:g}")
+    subjects = [parse_entrant(p) for p in players]
+    rivals = (ladder_entrants(ladder) if ladder else []) + [parse_entrant(p) for p in opponents]
+    if mode is None:
+        mode = "gauntlet" if rivals else "round-robin"
+    if mode == "gauntlet" and not subjects:
+        raise UserError("a gauntlet needs at least one --player")
+    try:
+        clock = TimeControl.parse(time_control) if time_control else None
+    except ValueError as exc:
+        raise UserError(f"--tc: {exc}") from None
+    book = book if book is not None else default_book()
+    if book is None or book.lower() == "none":
+        openings = [START_POSITION]
+    else:
+        openings = load_openings(book, count=opening_count, seed=seed, order=opening_order, max_plies=opening_plies)
+    if workers is None:
+        workers = default_workers()
+    saved = os.environ.get(STOCKFISH_ENV)
+    if stockfish_path is not None:
+        os.environ[STOCKFISH_ENV] = find_stockfish(stockfish_path)  # reaches the worker processes
+    try:
+        result = run_tournament(subjects + rivals, out_dir=out_dir, openings=openings, mode=mode,
+                                subjects=[s.name for s in subjects] if mode == "gauntlet" else [],
+                                neighbours=neighbours, limits=Limits(clock, nodes, movetime), max_plies=max_plies,
+                                workers=workers, seed=seed, anchor=anchor, anchor_rating=anchor_rating,
+                                confidence=confidence, progress=not no_progress)
+    finally:
+        if saved is None:
+            os.environ.pop(STOCKFISH_ENV, None)
+        else:
+            os.environ[STOCKFISH_ENV] = saved
+    click.echo(f"{result.games_new} new games, {result.games_total} of {result.games_scheduled} in all "
+               f"({len(openings)} openings, both colours)")
+    click.echo(format_standings(result.standings))
+    click.echo("")
+    if result.ratings is not None:
+        click.echo(result.ratings.table())
+    paths = [result.records_path, result.pgn_path, result.summary_path, *result.rating_paths]
+    click.echo("wrote " + ", ".join(str(p) for p in paths))
