@@ -288,11 +288,11 @@ def test_event_stream_reconnect_picks_up_games(chess_model: Path, tmp_path: Path
             game_id = fake.challenge("Alice", script=Script(resign_at_ply=30, move_delay=0.1))
             assert fake.wait_for(lambda: game_id in fake.games, 10)
             for _ in range(3):
-                connections = fake.event_connections
+                before = fake.event_connections
                 with fake.lock:  # cut every event stream: the bot must reconnect
                     for q in fake.event_streams:
                         q.put({"type": "__cut__"})
-                assert fake.wait_for(lambda before=connections: fake.event_connections > before, 10)
+                assert fake.wait_for(lambda: fake.event_connections > before, 10)  # noqa: B023 (used at once)
             wait_results(fake, bot, [game_id])
         check_game(fake, fake.games[game_id], bot, status="resign")
         assert fake.game_connections[game_id] == 1  # one player: the re-sent gameStarts were recognised

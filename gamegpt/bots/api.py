@@ -83,7 +83,7 @@ class TimeoutTokenSession(berserk.TokenSession):
     def __repr__(self) -> str:
         return f"<{type(self).__name__}>"  # never the token
 
-    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
         if not args and kwargs.get("timeout") is None:
             kwargs["timeout"] = self.stream_timeout if kwargs.get("stream") else self.call_timeout
         self.gate.wait(self.stop)
@@ -126,20 +126,20 @@ class Backoff:
         self.rng = rng or random.Random()
 
     def delay(self, attempt: int) -> float:
-        base = min(self.maximum, self.initial * 2 ** min(attempt, 32))
+        base = min(self.maximum, self.initial * 2.0 ** min(attempt, 32))
         return base / 2 + self.rng.uniform(0, base / 2)
 
 
 def is_transient(exc: BaseException) -> bool:
     """Worth retrying: 429, 5xx, timeouts, dropped connections, a stream cut in the middle of a line."""
     if isinstance(exc, ResponseError):
-        return exc.status_code == 429 or exc.status_code >= 500
+        return bool(exc.status_code == 429 or exc.status_code >= 500)
     return isinstance(exc, (ApiError, requests.RequestException, OSError, ValueError))
 
 
 def status_of(exc: BaseException) -> int | None:
     """The HTTP status of an error answer, None for network errors."""
-    return exc.status_code if isinstance(exc, ResponseError) else None
+    return int(exc.status_code) if isinstance(exc, ResponseError) else None
 
 
 def describe(exc: BaseException) -> str:
@@ -204,7 +204,7 @@ class LichessApi:
         """Open the NDJSON stream at `path`: events as dicts (through `converter`), keep-alives as None.
         Raises berserk's ResponseError/ApiError if it cannot be opened; reading raises requests errors
         when the connection drops or stays silent past the stream read timeout."""
-        return self._requestor.get(path, stream=True, fmt=KeepAliveNdjson(),  # type: ignore[no-any-return]
+        return self._requestor.get(path, stream=True, fmt=KeepAliveNdjson(),
                                    converter=converter)
 
     # ---- the calls (berserk's client where it has them)

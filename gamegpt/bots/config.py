@@ -168,7 +168,7 @@ def load_config(path: str | Path | None) -> BotConfig:
 
 def config_from_dict(data: Any, source: str = "config") -> BotConfig:
     """Build and validate a BotConfig from parsed YAML; ConfigError names the bad key."""
-    config = _build(BotConfig, data, source, "")
+    config: BotConfig = _build(BotConfig, data, source, "")
     return config.validate()
 
 
@@ -199,7 +199,7 @@ def _build(cls: type, data: Any, source: str, prefix: str) -> Any:
     for name, value in data.items():
         hint = hints[name]
         key = f"{prefix}{name}"
-        if dataclasses.is_dataclass(hint):
+        if isinstance(hint, type) and dataclasses.is_dataclass(hint):
             values[name] = _build(hint, {} if value is None else value, source, key + ".")
         else:
             values[name] = _coerce(hint, value, source, key)
