@@ -661,7 +661,24 @@ def bot_lichess(config_path: str | None, token_env: str, model_path: str | None,
     _set_threads(config.engine.threads)
     lichess_bot = LichessBot(config, token)  # loads the model: a bad model path stops here
     click.echo(f"finished games are saved as PGN under {Path(config.games.pgn_dir).resolve()}")
-    lichess_bot.run()
+    try:
+        lichess_bot.run()  # returns after its bounded joins; every finished game is already saved
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        _exit_now(130)
+    _exit_now(0)
+
+
+def _exit_now(code: int) -> None:
+    """Flush and end the process without interpreter shutdown, which can hang on a daemon thread still
+    inside torch (an abandoned decoding)."""
+    import logging
+    import os
+
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """The model as the bot's engine: a legal move for every turn, in time.
 
-`move_budget` turns Lichess's clock into seconds to think: `remaining / 30 + 3/4 of the increment - move
-overhead`, never more than the clock minus the overhead, at most `first_move_seconds` for the bot's first
-move (Lichess aborts a game whose first move is late), `correspondence_move_seconds` without a clock.
+`move_budget` turns Lichess's clock into seconds to think (`engine.decide.clock_budget`, as in the UCI
+engine), at most `first_move_seconds` for the bot's first move (Lichess aborts a game whose first move is
+late), `correspondence_move_seconds` without a clock.
 
 `GameEngine` (one per game, with its own KV cache) decodes in a worker thread; if the model has not
 answered within the budget, or fails, a random legal move is played and a note says why (as the UCI
@@ -15,17 +15,15 @@ from __future__ import annotations
 import datetime
 import random
 import threading
-import zlib
 from typing import Any, Callable
 
 import chess
 
 from gamegpt.bots.config import EngineSettings
-from gamegpt.games.base import InvalidMove
+from gamegpt.engine.decide import clock_budget, model_move, position_seed
 from gamegpt.games.chess import ChessGame
 
 MIN_BUDGET_SECONDS = 0.05
-MOVES_TO_GO = 30
 
 
 def millis(value: Any) -> float:
@@ -44,20 +42,13 @@ def move_budget(state: dict[str, Any], color: chess.Color, plies: int, has_clock
     overhead = settings.move_overhead_ms / 1000
     if has_clock:
         side = "w" if color == chess.WHITE else "b"
-        remaining = millis(state.get(f"{side}time")) / 1000
-        increment = millis(state.get(f"{side}inc")) / 1000
-        budget = min(remaining / MOVES_TO_GO + 0.75 * increment - overhead, remaining - overhead)
+        budget = clock_budget(millis(state.get(f"{side}time")) / 1000, millis(state.get(f"{side}inc")) / 1000,
+                              overhead)
     else:
         budget = settings.correspondence_move_seconds
     if plies < 2:
         budget = min(budget, settings.first_move_seconds)
     return max(MIN_BUDGET_SECONDS, budget)
-
-
-def position_seed(seed: int, game: ChessGame) -> int:
-    """A sampling seed from the config's seed, the start position and the moves."""
-    key = f"{seed}|{game.start}|{' '.join(m.uci() for m in game.history)}"
-    return zlib.crc32(key.encode())
 
 
 class GameEngine:
@@ -99,16 +90,8 @@ class GameEngine:
         return random.Random(seed).choice(legal), f"{reason}: random legal move"
 
     def _decide(self, game: ChessGame, seed: int) -> tuple[chess.Move, str | None]:
-        player = self.player
-        player.reset(seed)
-        move = player.choose(game)
-        note = None
-        if isinstance(move, InvalidMove):
-            note = f"model sample not legal ({move.text.strip()!r}): masked decoding"
-            move = player.choose_masked(game)
-        if not isinstance(move, chess.Move) or not game.board.is_legal(move):
-            return random.Random(seed).choice(list(game.board.legal_moves)), "model move not legal: random legal move"
-        return move, note
+        move, notes = model_move(self.player, game, seed, fallback="mask")
+        return move, "; ".join(notes) or None
 
 
 def model_engine_factory(settings: EngineSettings) -> Callable[[str], GameEngine]:

@@ -29,16 +29,15 @@ import random
 import sys
 import threading
 import time
-import zlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable, TextIO
 
 import chess
 
 from gamegpt import __version__
+from gamegpt.engine.decide import FALLBACKS, clock_budget, model_move, position_seed
 from gamegpt.engine.evaluation import score_after
 from gamegpt.engine.policies import POLICIES
-from gamegpt.games.base import InvalidMove
 from gamegpt.games.chess import ChessGame
 
 if TYPE_CHECKING:
@@ -46,7 +45,6 @@ if TYPE_CHECKING:
 
 ENGINE_NAME = f"ChessGPT (gamegpt {__version__})"
 AUTHOR = "the gamegpt developers"
-FALLBACKS = ("mask", "random")
 MIN_THINK_SECONDS = 0.005
 
 
@@ -133,10 +131,7 @@ def think_time(params: GoParams, turn: chess.Color, overhead_ms: int) -> float |
     if remaining is None:
         return None
     increment = (params.winc if turn == chess.WHITE else params.binc) / 1000
-    remaining /= 1000
-    moves_left = params.movestogo or 30
-    budget = min(remaining / moves_left + 0.75 * increment, remaining / 2) - overhead
-    return max(MIN_THINK_SECONDS, budget)
+    return max(MIN_THINK_SECONDS, clock_budget(remaining / 1000, increment, overhead, params.movestogo))
 
 
 class _Search:
@@ -418,16 +413,8 @@ class UciEngine:
                 notes.append(f"the position does not start from the standard start and model {self.options.model} "
                              "has no start-position encoding: it plays off its training distribution")
             passes_before = player.forward_passes
-            player.reset(self._position_seed(game))
-            move = player.choose(game, among=among if len(among) < len(legal) else None)
-            if isinstance(move, InvalidMove):
-                notes.append(f"model's {player.last_samples} sample(s) not legal ({move.text.strip()!r}); "
-                             f"fallback {self.options.fallback}")
-                if self.options.fallback == "mask":
-                    move = player.choose_masked(game, among)
-                else:
-                    move = rng.choice(among)
-            return move, notes, player.forward_passes - passes_before
+            move, more = model_move(player, game, self._position_seed(game), self.options.fallback, among)
+            return move, notes + more, player.forward_passes - passes_before
 
     def wait_idle(self, timeout: float) -> bool:
         """Wait up to `timeout` seconds for a decoding still running in the background; True if none is."""
@@ -441,8 +428,7 @@ class UciEngine:
         return random.Random(self._position_seed(game)).choice(legal) if legal else None
 
     def _position_seed(self, game: ChessGame) -> int:
-        key = f"{self.options.seed}|{game.start}|{' '.join(m.uci() for m in game.history)}"
-        return zlib.crc32(key.encode())
+        return position_seed(self.options.seed, game)
 
     def report(self, game: ChessGame, move: chess.Move | None, notes: list[str], forward_passes: int,
                seconds: float) -> None:

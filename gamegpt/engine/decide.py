@@ -1,0 +1,55 @@
+"""Choosing a move for a real opponent: what the UCI engine and the Lichess bot share.
+
+`model_move` plays the model's move by its policy and, when that is not legal (`raw`/`retry`), the
+fallback: masked decoding or a seeded random legal move, with notes that say so. `position_seed` makes
+the sampling depend only on a seed and the position (start and moves), so a replayed game repeats.
+`clock_budget` is the share of a clock a move may take before an emergency move is due.
+"""
+
+from __future__ import annotations
+
+import random
+import zlib
+from typing import TYPE_CHECKING, Sequence
+
+import chess
+
+from gamegpt.games.base import InvalidMove
+from gamegpt.games.chess import ChessGame
+
+if TYPE_CHECKING:
+    from gamegpt.engine.model_player import ModelPlayer
+
+FALLBACKS = ("mask", "random")
+MOVES_TO_GO = 30
+"""Moves assumed left in the game when the clock does not say (`movestogo`)."""
+
+
+def position_seed(seed: int, game: ChessGame) -> int:
+    """A sampling seed from `seed`, the start position and the moves played."""
+    key = f"{seed}|{game.start}|{' '.join(move.uci() for move in game.history)}"
+    return zlib.crc32(key.encode())
+
+
+def clock_budget(remaining: float, increment: float, overhead: float, moves_to_go: int | None = None) -> float:
+    """Seconds a move may take: `remaining / moves_to_go + 3/4 increment`, at most half the clock, less the
+    overhead kept for lag (may be negative: the caller sets its floor)."""
+    return min(remaining / (moves_to_go or MOVES_TO_GO) + 0.75 * increment, remaining / 2) - overhead
+
+
+def model_move(player: "ModelPlayer", game: ChessGame, seed: int, fallback: str = "mask",
+               among: Sequence[chess.Move] | None = None) -> tuple[chess.Move, list[str]]:
+    """The model's move in `game` (from `among` if given, by masked decoding) and notes on any fallback.
+
+    `game` must have a legal move. The player is reseeded with `seed` first."""
+    legal = list(game.board.legal_moves)
+    if not legal:
+        raise ValueError("no legal move")
+    candidates = list(among) if among else legal
+    player.reset(seed)
+    move = player.choose(game, among=candidates) if len(candidates) < len(legal) else player.choose(game)
+    notes = []
+    if isinstance(move, InvalidMove):
+        notes.append(f"model's {player.last_samples} sample(s) not legal ({move.text.strip()!r}); fallback {fallback}")
+        move = player.choose_masked(game, candidates) if fallback == "mask" else random.Random(seed).choice(candidates)
+    return move, notes
