@@ -670,8 +670,8 @@ def bot_lichess(config_path: str | None, token_env: str, model_path: str | None,
 
 
 def _exit_now(code: int) -> None:
-    """Flush and end the process without interpreter shutdown, which can hang on a daemon thread still
-    inside torch (an abandoned decoding)."""
+    """Flush and end the process without interpreter shutdown, which can abort on a daemon thread still
+    inside torch (an abandoned decoding), as `gamegpt uci` showed."""
     import logging
     import os
 

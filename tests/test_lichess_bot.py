@@ -499,7 +499,10 @@ def test_command_plays_until_interrupted(chess_model: Path, tmp_path: Path) -> N
         env["MY_BOT_TOKEN"] = TOKEN
         proc = subprocess.Popen([sys.executable, "-m", "gamegpt.cli", "bot", "lichess", "--config", str(config),
                                  "--token-env", "MY_BOT_TOKEN", "--model", str(chess_model)],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                                # as from a terminal: a test run started in the background (`&` in a script)
+                                # passes SIGINT on as ignored, and Python then installs no Ctrl-C handler
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         try:
             assert fake.wait_for(lambda: fake.event_connections > 0, 60), "the command never connected"
             gid = fake.challenge("Alice", script=Script(resign_at_ply=20))
