@@ -30,8 +30,9 @@ from gamegpt.core.model import GPT, GPTConfig  # noqa: E402
 from gamegpt.engine.model_player import ModelPlayer, load_model_player  # noqa: E402
 from gamegpt.games.chess import ChessGame  # noqa: E402
 from gamegpt.games.chess_codecs import PgnCharCodec  # noqa: E402
+from gamegpt.shared_data import shared_data_dir  # noqa: E402
 
-FISCHER = Path(__file__).resolve().parents[2] / "shared" / "data" / "games" / "fischer.pgn"
+FISCHER = shared_data_dir() / "games" / "fischer.pgn"
 MOVE_NUMBERS = (10, 40, 80)
 
 

@@ -462,8 +462,10 @@ def recipe_chess(out_dir: str, games: int, held_out_games: int, workers: int, se
 
     _set_threads(threads)
     if fischer is None:
-        default = Path(__file__).resolve().parents[2] / "shared" / "data" / "games" / "fischer.pgn"
-        fischer = str(default) if default.exists() else None
+        from gamegpt.shared_data import shared_file
+
+        default = shared_file("games", "fischer.pgn")
+        fischer = str(default) if default else None
     chess_default(out_dir, games=games, held_out_games=held_out_games, workers=workers, seed=seed,
                   fischer_pgn=fischer, install_to=MODELS_DIR / "chessgpt" if install else None,
                   progress=not no_progress, train_overrides=_parse_overrides(overrides))

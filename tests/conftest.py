@@ -32,3 +32,12 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
                       eval_interval=400, eval_batches=2, checkpoint_interval=400, seed=0)
     train(cfg, progress=False)
     return export_model(root / "run", root / "model")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """The chess tests read real games, openings and puzzles: say once, clearly, when they are not there."""
+    from gamegpt.shared_data import shared_data_dir
+
+    if not (shared_data_dir() / "games" / "fischer.pgn").exists():
+        pytest.exit(f"shared data not found at {shared_data_dir()}: keep the checkout beside ../shared "
+                    "or set GAMEGPT_DATA to the data directory", returncode=2)

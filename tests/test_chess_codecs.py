@@ -7,7 +7,6 @@ import csv
 import hashlib
 import json
 import re
-from pathlib import Path
 from typing import Any
 
 import chess
@@ -19,8 +18,9 @@ from gamegpt.games.base import Codec
 from gamegpt.games.chess import ChessGame
 from gamegpt.games.chess_codecs import PGN_VOCABULARY, MoveTokenCodec, PgnCharCodec
 from gamegpt.games.tictactoe import TicTacToe
+from gamegpt.shared_data import shared_data_dir
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = shared_data_dir()
 KARVONEN_VOCABULARY = " #+-.0123456789;=BKNOQRabcdefghx"
 FIRST_FISCHER_GAME = (
     ";1.d4 Nf6 2.c4 g6 3.Nc3 Bg7 4.e4 d6 5.Nf3 O-O 6.Bd3 Bg4 7.O-O Nc6 8.Be3 Nd7 9.Be2 Bxf3 10.Bxf3 e5 "

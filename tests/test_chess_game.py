@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import chess
 import chess.pgn
@@ -13,8 +12,9 @@ from gamegpt.games import new_game
 from gamegpt.games.base import IllegalMoveError
 from gamegpt.games.chess import ChessGame
 from gamegpt.players.base import RandomPlayer
+from gamegpt.shared_data import shared_data_dir
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = shared_data_dir()
 
 
 def test_fischer_games_replay_through_the_protocol() -> None:

@@ -18,8 +18,9 @@ from gamegpt.players.base import RandomPlayer
 from gamegpt.records import read_records
 from gamegpt.selfplay.dataset import records_to_shards
 from gamegpt.selfplay.pgn_import import import_pgn
+from gamegpt.shared_data import shared_data_dir
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = shared_data_dir()
 
 
 @pytest.fixture(scope="module")

@@ -26,6 +26,7 @@ from gamegpt.eval.elo import EloFit, PlayerRating, fit_elo
 from gamegpt.eval.tournament import rate_records
 from gamegpt.players.uci import find_stockfish
 from gamegpt.records import iter_records
+from gamegpt.shared_data import shared_data_dir
 
 try:
     STOCKFISH = find_stockfish()
@@ -33,7 +34,7 @@ except EngineError:
     STOCKFISH = ""
 needs_stockfish = pytest.mark.skipif(not STOCKFISH, reason="Stockfish is not installed (apt-get install stockfish)")
 
-BOOK = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "openings" / "2moves_v2.pgn"
+BOOK = shared_data_dir() / "openings" / "2moves_v2.pgn"
 TINY_TRAINING = {"n_layer": 1, "n_head": 2, "n_embd": 32, "max_steps": 8, "batch_size": 4, "eval_interval": 8,
                  "eval_batches": 1, "checkpoint_interval": 4, "warmup_steps": 2}
 GENERATOR = "stockfish:skill=3,nodes=20,noise=0.3"

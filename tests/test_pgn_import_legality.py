@@ -14,8 +14,9 @@ from gamegpt.eval.legality import format_legality_table, legal_move_rate
 from gamegpt.records import read_records
 from gamegpt.selfplay.pgn_import import import_pgn
 from gamegpt.selfplay.runner import run_selfplay
+from gamegpt.shared_data import shared_data_dir
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = shared_data_dir()
 EDGE = DATA / "games" / "edge-cases"
 
 

@@ -40,8 +40,9 @@ from gamegpt.games.base import Game, InvalidMove
 from gamegpt.games.chess_codecs import MoveTokenCodec, PgnCharCodec
 from gamegpt.players.base import Player
 from gamegpt.players.uci import UciEngine, find_stockfish
+from gamegpt.shared_data import shared_data_dir
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = shared_data_dir()
 LICHESS = DATA / "puzzles" / "lichess_puzzles_1000.csv"
 FISCHER = DATA / "games" / "fischer.pgn"
 HEADER = "PuzzleId,FEN,Moves,Rating,RatingDeviation,Popularity,NbPlays,Themes,GameUrl,OpeningTags,History"

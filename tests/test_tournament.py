@@ -46,6 +46,7 @@ from gamegpt.games.chess_codecs import PgnCharCodec
 from gamegpt.players.base import Noisy, Player, RandomPlayer
 from gamegpt.players.uci import UciPlayer, find_stockfish
 from gamegpt.records import iter_records, read_records
+from gamegpt.shared_data import shared_data_dir
 
 try:
     STOCKFISH = find_stockfish()
@@ -53,7 +54,7 @@ except EngineError:
     STOCKFISH = ""
 needs_stockfish = pytest.mark.skipif(not STOCKFISH, reason="Stockfish is not installed (apt-get install stockfish)")
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = shared_data_dir()
 BOOK_PGN = DATA / "openings" / "2moves_v2.pgn"
 BOOK_TSV = DATA / "openings" / "lichess_openings.tsv"
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}

@@ -28,9 +28,10 @@ from gamegpt.games.base import InvalidMove
 from gamegpt.games.chess import ChessGame
 from gamegpt.games.chess_codecs import MoveTokenCodec, PgnCharCodec
 from gamegpt.players.stockfish import find_stockfish
+from gamegpt.shared_data import shared_data_dir
 
 GAMEGPT = [sys.executable, "-m", "gamegpt.cli", "uci"]
-FISCHER = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "games" / "fischer.pgn"
+FISCHER = shared_data_dir() / "games" / "fischer.pgn"
 
 
 @pytest.fixture(scope="module")

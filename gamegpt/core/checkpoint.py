@@ -304,7 +304,7 @@ def _read_safetensors(path: Path, expected: Any) -> dict[str, torch.Tensor]:
         if "sha256" in expected and hashlib.sha256(data).hexdigest() != expected["sha256"]:
             raise CheckpointError(f"{path}: corrupt (SHA-256 does not match the one recorded at saving)")
     try:
-        return safetensors.torch.load(data)
+        return safetensors.torch.load(data)  # safetensors' parser (raw tensor bytes), not torch.load: no pickle
     except Exception as e:  # safetensors raises its own SafetensorError and others; never let them surface
         message = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise CheckpointError(f"{path}: not a valid safetensors file ({message})") from None

@@ -7,20 +7,18 @@ Registered by gamegpt/cli.py with `main.add_command(tournament)`; runs on its ow
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Sequence
 
 import click
 
 from gamegpt.cliutil import Command
 from gamegpt.errors import UserError
-
-SHARED_BOOK = Path(__file__).resolve().parents[3] / "shared" / "data" / "openings" / "2moves_v2.pgn"
-
+from gamegpt.shared_data import shared_file
 
 def default_book() -> str | None:
-    """../shared/data/openings/2moves_v2.pgn beside the project, if it is there."""
-    return str(SHARED_BOOK) if SHARED_BOOK.exists() else None
+    """openings/2moves_v2.pgn of the shared data (`gamegpt.shared_data`), if it is there."""
+    book = shared_file("openings", "2moves_v2.pgn")
+    return str(book) if book else None
 
 
 @click.command("tournament", cls=Command, context_settings={"help_option_names": ["-h", "--help"]})
