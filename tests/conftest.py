@@ -34,6 +34,19 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return export_model(root / "run", root / "model")
 
 
+@pytest.fixture(scope="session")
+def untrained_chess_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random-weight char-PGN model (1 layer, 32 wide): its raw samples are mostly illegal (every fallback
+    gets exercised) and with the legality mask it plays legal, aimless chess."""
+    from gamegpt.core.checkpoint import save_model
+    from gamegpt.core.model import GPT, GPTConfig
+    from gamegpt.games.chess_codecs import PgnCharCodec
+
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=32, block_size=1024, n_layer=1, n_head=2, n_embd=32))
+    return save_model(tmp_path_factory.mktemp("untrained") / "model", model, PgnCharCodec().spec(), {})
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
     """The chess tests read real games, openings and puzzles: say once, clearly, when they are not there."""
     from gamegpt.shared_data import shared_data_dir

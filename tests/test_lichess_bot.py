@@ -21,7 +21,6 @@ import chess
 import chess.pgn
 import pytest
 import requests
-import torch
 import yaml
 
 from gamegpt.bots.challenges import decline_reason
@@ -29,10 +28,7 @@ from gamegpt.bots.config import BotConfig, ChallengeRules, config_from_dict, loa
 from gamegpt.bots.engine import GameEngine, model_engine_factory, move_budget
 from gamegpt.bots.lichess import BotError, LichessBot
 from gamegpt.bots.redact import RedactingFilter, redact, redacted_logging
-from gamegpt.core.checkpoint import save_model
-from gamegpt.core.model import GPT, GPTConfig
 from gamegpt.errors import ConfigError
-from gamegpt.games.chess_codecs import PgnCharCodec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fake_lichess import FakeGame, FakeLichess, Faults, Script
@@ -45,14 +41,6 @@ FAST_NETWORK = {
     "backoff_initial_seconds": 0.05, "backoff_max_seconds": 0.4, "max_retries": 8, "max_reconnects": 40,
     "rate_limit_seconds": 0.6,
 }
-
-
-@pytest.fixture(scope="module")
-def chess_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A random-weight char-PGN model (as in test_uci): with the mask policy every move is legal."""
-    torch.manual_seed(0)
-    model = GPT(GPTConfig(vocab_size=32, block_size=1024, n_layer=1, n_head=2, n_embd=32))
-    return save_model(tmp_path_factory.mktemp("bot-model") / "model", model, PgnCharCodec().spec(), {})
 
 
 @pytest.fixture(autouse=True)
@@ -134,11 +122,11 @@ def assert_token_never_logged(caplog: pytest.LogCaptureFixture, capfd: pytest.Ca
 
 
 # --------------------------------------------------------------------------- games end to end
-def test_several_games_at_once_from_challenge_to_result(chess_model: Path, tmp_path: Path,
+def test_several_games_at_once_from_challenge_to_result(untrained_chess_model: Path, tmp_path: Path,
                                                          caplog: pytest.LogCaptureFixture,
                                                          capfd: pytest.CaptureFixture[str]) -> None:
     with FakeLichess(TOKEN) as fake:
-        config = make_config(fake, tmp_path, chess_model, challenge={"max_games": 3})
+        config = make_config(fake, tmp_path, untrained_chess_model, challenge={"max_games": 3})
         with running_bot(config) as bot:
             ids = [fake.challenge("Alice", color="white", script=Script(resign_at_ply=30)),
                    fake.challenge("Bob", color="black", script=Script(resign_at_ply=31)),
@@ -160,9 +148,9 @@ def test_several_games_at_once_from_challenge_to_result(chess_model: Path, tmp_p
     assert_token_never_logged(caplog, capfd)
 
 
-def test_challenges_declined_with_lichess_reasons(chess_model: Path, tmp_path: Path) -> None:
+def test_challenges_declined_with_lichess_reasons(untrained_chess_model: Path, tmp_path: Path) -> None:
     with FakeLichess(TOKEN) as fake:
-        config = make_config(fake, tmp_path, chess_model, challenge={
+        config = make_config(fake, tmp_path, untrained_chess_model, challenge={
             "speeds": ["blitz", "rapid"], "modes": ["casual"], "accept_bots": False, "max_games": 1,
             "blocked": ["Mallory"]}, games={"abort_after_seconds": 60.0})
         expected = {
@@ -219,12 +207,12 @@ FAULTS = {
 
 
 @pytest.mark.parametrize("kind", list(FAULTS))
-def test_faults_lose_no_game(kind: str, chess_model: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture,
+def test_faults_lose_no_game(kind: str, untrained_chess_model: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture,
                              capfd: pytest.CaptureFixture[str]) -> None:
     faults = FAULTS[kind]
     rate_limit = 1.0
     with FakeLichess(TOKEN, faults=faults) as fake:
-        config = make_config(fake, tmp_path, chess_model, challenge={"max_games": 3},
+        config = make_config(fake, tmp_path, untrained_chess_model, challenge={"max_games": 3},
                              network={"rate_limit_seconds": rate_limit})
         with running_bot(config) as bot:
             ids = [fake.challenge("Alice", color="white", script=Script(resign_at_ply=30)),
@@ -259,9 +247,9 @@ def assert_paused_after_429(fake: FakeLichess, seconds: float) -> None:
 
 
 # --------------------------------------------------------------------------- restarts
-def test_games_survive_a_restart(chess_model: Path, tmp_path: Path) -> None:
+def test_games_survive_a_restart(untrained_chess_model: Path, tmp_path: Path) -> None:
     with FakeLichess(TOKEN, resend_games_on_connect=False) as fake:
-        config = make_config(fake, tmp_path, chess_model)
+        config = make_config(fake, tmp_path, untrained_chess_model)
         game_id = fake.challenge("Alice", color="black", script=Script(resign_at_ply=36))
         with running_bot(config):
             assert fake.wait_for(lambda: game_id in fake.games and len(fake.games[game_id].moves) >= 10, 30)
@@ -280,10 +268,10 @@ def test_games_survive_a_restart(chess_model: Path, tmp_path: Path) -> None:
         assert fake.errors == []
 
 
-def test_event_stream_reconnect_picks_up_games(chess_model: Path, tmp_path: Path) -> None:
+def test_event_stream_reconnect_picks_up_games(untrained_chess_model: Path, tmp_path: Path) -> None:
     """Only the event stream drops; on reconnection the re-sent gameStart must not start a second player."""
     with FakeLichess(TOKEN) as fake:
-        config = make_config(fake, tmp_path, chess_model)
+        config = make_config(fake, tmp_path, untrained_chess_model)
         with running_bot(config) as bot:
             game_id = fake.challenge("Alice", script=Script(resign_at_ply=30, move_delay=0.1))
             assert fake.wait_for(lambda: game_id in fake.games, 10)
@@ -308,10 +296,10 @@ class ExplodingPlayer:
         raise RuntimeError("model exploded")
 
 
-def test_a_failing_game_does_not_stop_the_others(chess_model: Path, tmp_path: Path,
+def test_a_failing_game_does_not_stop_the_others(untrained_chess_model: Path, tmp_path: Path,
                                                  caplog: pytest.LogCaptureFixture) -> None:
     with FakeLichess(TOKEN) as fake:
-        config = make_config(fake, tmp_path, chess_model)
+        config = make_config(fake, tmp_path, untrained_chess_model)
         real = model_engine_factory(config.engine)
         crash = fake.challenge("Crash", color="black", script=Script(resign_at_ply=20))  # the bot moves first
         broken = fake.challenge("Broken", script=Script(resign_at_ply=20))
@@ -334,9 +322,9 @@ def test_a_failing_game_does_not_stop_the_others(chess_model: Path, tmp_path: Pa
 
 
 # --------------------------------------------------------------------------- manners
-def test_abort_when_the_opponent_never_moves(chess_model: Path, tmp_path: Path) -> None:
+def test_abort_when_the_opponent_never_moves(untrained_chess_model: Path, tmp_path: Path) -> None:
     with FakeLichess(TOKEN) as fake:
-        config = make_config(fake, tmp_path, chess_model, games={"abort_after_seconds": 0.5})
+        config = make_config(fake, tmp_path, untrained_chess_model, games={"abort_after_seconds": 0.5})
         with running_bot(config) as bot:
             as_black = fake.challenge("Idle", color="white", script=Script(idle=True))
             as_white = fake.challenge("Idle2", color="black", script=Script(idle=True))
@@ -348,9 +336,9 @@ def test_abort_when_the_opponent_never_moves(chess_model: Path, tmp_path: Path) 
         assert fake.games[as_white].moves and not fake.games[as_black].moves
 
 
-def test_claims_victory_when_the_opponent_leaves(chess_model: Path, tmp_path: Path) -> None:
+def test_claims_victory_when_the_opponent_leaves(untrained_chess_model: Path, tmp_path: Path) -> None:
     with FakeLichess(TOKEN) as fake:
-        config = make_config(fake, tmp_path, chess_model)
+        config = make_config(fake, tmp_path, untrained_chess_model)
         with running_bot(config) as bot:
             gid = fake.challenge("Leaver", script=Script(gone_at_ply=6, claim_seconds=1, resign_at_ply=None))
             wait_results(fake, bot, [gid], timeout=20)
@@ -359,9 +347,9 @@ def test_claims_victory_when_the_opponent_leaves(chess_model: Path, tmp_path: Pa
         assert game.winner == game.bot_color_name and game.claims[-1] is True
 
 
-def test_draw_offers_and_takebacks_answered_by_policy(chess_model: Path, tmp_path: Path) -> None:
+def test_draw_offers_and_takebacks_answered_by_policy(untrained_chess_model: Path, tmp_path: Path) -> None:
     with FakeLichess(TOKEN) as fake:
-        config = make_config(fake, tmp_path, chess_model, games={"draw_offers": "accept", "max_takebacks": 1})
+        config = make_config(fake, tmp_path, untrained_chess_model, games={"draw_offers": "accept", "max_takebacks": 1})
         with running_bot(config) as bot:
             # the bot plays Black: the opponent moves at even ply counts and makes the odd ones
             gid = fake.challenge("Offerer", color="white", script=Script(takeback_plies=(6, 10),
@@ -371,7 +359,7 @@ def test_draw_offers_and_takebacks_answered_by_policy(chess_model: Path, tmp_pat
         check_game(fake, game, bot, status="draw")
         assert game.takeback_answers == [True, False] and game.draw_answers == [True]
 
-        config = make_config(fake, tmp_path, chess_model, games={"draw_offers": "decline"})
+        config = make_config(fake, tmp_path, untrained_chess_model, games={"draw_offers": "decline"})
         with running_bot(config) as bot:
             gid = fake.challenge("Offerer", color="black", script=Script(takeback_plies=(7,),
                                                                          draw_offer_plies=(6, 10), resign_at_ply=16))
@@ -455,10 +443,10 @@ def test_redaction(caplog: pytest.LogCaptureFixture) -> None:
     assert stream.getvalue() == "token=***\n"
 
 
-def test_refused_token_is_one_clear_error(chess_model: Path, tmp_path: Path,
+def test_refused_token_is_one_clear_error(untrained_chess_model: Path, tmp_path: Path,
                                           caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]) -> None:
     with FakeLichess("lip_theRealOne") as fake:
-        config = make_config(fake, tmp_path, chess_model)
+        config = make_config(fake, tmp_path, untrained_chess_model)
         bot = LichessBot(config, TOKEN)
         with pytest.raises(BotError) as info:
             bot.run()
@@ -489,7 +477,7 @@ def test_fake_lichess_accepts_form_and_json_bodies() -> None:
 
 
 # --------------------------------------------------------------------------- the command
-def test_command_plays_until_interrupted(chess_model: Path, tmp_path: Path) -> None:
+def test_command_plays_until_interrupted(untrained_chess_model: Path, tmp_path: Path) -> None:
     with FakeLichess(TOKEN) as fake:
         config = tmp_path / "bot.yaml"
         config.write_text(yaml.safe_dump({
@@ -498,7 +486,7 @@ def test_command_plays_until_interrupted(chess_model: Path, tmp_path: Path) -> N
         env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
         env["MY_BOT_TOKEN"] = TOKEN
         proc = subprocess.Popen([sys.executable, "-m", "gamegpt.cli", "bot", "lichess", "--config", str(config),
-                                 "--token-env", "MY_BOT_TOKEN", "--model", str(chess_model)],
+                                 "--token-env", "MY_BOT_TOKEN", "--model", str(untrained_chess_model)],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                                 # as from a terminal: a test run started in the background (`&` in a script)
                                 # passes SIGINT on as ignored, and Python then installs no Ctrl-C handler

@@ -32,12 +32,9 @@ from gamegpt.players.uci import UciEngine, UciPlayer, find_stockfish
 from gamegpt.records import GameRecord, iter_records, read_records
 from gamegpt.selfplay.pgn_export import export_pgn
 from gamegpt.selfplay.runner import run_selfplay
+from processes import children_of, wait_gone
 
-try:
-    STOCKFISH = find_stockfish()
-except EngineError:
-    STOCKFISH = ""
-pytestmark = pytest.mark.skipif(not STOCKFISH, reason="Stockfish is not installed (apt-get install stockfish)")
+STOCKFISH = find_stockfish()  # setup.sh installs it; without it these tests fail with that one line
 
 CHESS = {"claim_draws": True}
 SPECS = ["stockfish:nodes=60,noise=0.2", "stockfish:nodes=30,noise=0.2"]
@@ -372,30 +369,3 @@ def test_command_user_errors_are_one_line(tmp_path: Path) -> None:
         result = run_command(*args, "--games", "1", "--out", out)
         lines = [line for line in result.stderr.splitlines() if line.strip()]
         assert result.returncode == 2 and len(lines) == 1 and needle in lines[0], result.stderr
-
-
-def children_of(pid: int) -> list[int]:
-    """Process ids whose parent is `pid` (from /proc)."""
-    children = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                children.append(int(entry.name))
-    return children
-
-
-def wait_gone(pid: int, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            return
-        if state == "Z":  # exited, waiting to be reaped by init
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"process {pid} still runs {seconds} s after its parent was killed")

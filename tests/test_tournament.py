@@ -22,11 +22,8 @@ from typing import Any
 import chess
 import chess.pgn
 import pytest
-import torch
 
-from gamegpt.core.checkpoint import save_model
-from gamegpt.core.model import GPT, GPTConfig
-from gamegpt.errors import EngineError, UserError
+from gamegpt.errors import UserError
 from gamegpt.eval.arena import TimeControl, play_game
 from gamegpt.eval.openings import START_POSITION, Opening, load_openings
 from gamegpt.eval.tournament import (
@@ -42,30 +39,18 @@ from gamegpt.eval.tournament import (
 )
 from gamegpt.games.base import Game
 from gamegpt.games.chess import ChessGame
-from gamegpt.games.chess_codecs import PgnCharCodec
 from gamegpt.players.base import Noisy, Player, RandomPlayer
 from gamegpt.players.uci import UciPlayer, find_stockfish
 from gamegpt.records import iter_records, read_records
 from gamegpt.shared_data import shared_data_dir
+from processes import children_of, wait_gone
 
-try:
-    STOCKFISH = find_stockfish()
-except EngineError:
-    STOCKFISH = ""
-needs_stockfish = pytest.mark.skipif(not STOCKFISH, reason="Stockfish is not installed (apt-get install stockfish)")
+STOCKFISH = find_stockfish()  # setup.sh installs it; without it these tests fail with that one line
 
 DATA = shared_data_dir()
 BOOK_PGN = DATA / "openings" / "2moves_v2.pgn"
 BOOK_TSV = DATA / "openings" / "lichess_openings.tsv"
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
-
-
-@pytest.fixture(scope="module")
-def untrained_chess_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A random-weight char-PGN model (tiny): with the legality mask it plays legal, aimless chess."""
-    torch.manual_seed(0)
-    model = GPT(GPTConfig(vocab_size=32, block_size=1024, n_layer=1, n_head=2, n_embd=32))
-    return save_model(tmp_path_factory.mktemp("untrained") / "model", model, PgnCharCodec().spec(), {})
 
 
 # --------------------------------------------------------------------------- entrants, schedule, openings
@@ -230,7 +215,6 @@ def test_uci_engines_get_the_clock_and_only_their_stated_limits(tmp_path: Path) 
         engine.close()
 
 
-@needs_stockfish
 def test_stockfish_plays_on_a_clock_without_flagging() -> None:
     from gamegpt.players.spec import make_player
 
@@ -245,7 +229,6 @@ def test_stockfish_plays_on_a_clock_without_flagging() -> None:
 
 
 # --------------------------------------------------------------------------- real tournaments
-@needs_stockfish
 def test_a_tournament_of_a_model_stockfish_and_the_random_player(tmp_path: Path, untrained_chess_model: Path) -> None:
     model = f"model:path={untrained_chess_model},policy=mask"
     openings = load_openings(BOOK_TSV, count=2, seed=5, max_plies=6)
@@ -298,7 +281,6 @@ def test_a_tournament_of_a_model_stockfish_and_the_random_player(tmp_path: Path,
     assert sum(points.values()) == 12 and set(points) == set(names)
 
 
-@needs_stockfish
 def test_more_openings_extend_a_tournament_and_other_settings_are_refused(tmp_path: Path) -> None:
     players = ["random", "sf=stockfish:skill=0,nodes=20"]
     book = load_openings(BOOK_PGN, count=2, seed=9)
@@ -325,7 +307,6 @@ def tournament_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "gamegpt.cli", "tournament", *args]
 
 
-@needs_stockfish
 def test_a_killed_tournament_resumes_without_replaying_or_losing_a_game(tmp_path: Path) -> None:
     out = tmp_path / "t"
     records_path = out / "games.jsonl"
@@ -394,33 +375,6 @@ def test_command_user_errors_are_one_line(tmp_path: Path) -> None:
         result = CliRunner().invoke(main, ["tournament", *args, "--out", out, "--no-progress"])
         lines = [line for line in result.stderr.splitlines() if line.strip()]
         assert result.exit_code == 2 and len(lines) == 1 and needle in lines[0], (args, result.output)
-
-
-def children_of(pid: int) -> list[int]:
-    """Process ids whose parent is `pid` (from /proc)."""
-    children = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                children.append(int(entry.name))
-    return children
-
-
-def wait_gone(pid: int, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            return
-        if state == "Z":  # exited, waiting to be reaped
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"process {pid} still runs {seconds} s after its parent was killed")
 
 
 def test_pgn_of_an_opening_from_a_position_keeps_its_fen(tmp_path: Path) -> None:

@@ -19,7 +19,6 @@ import chess.pgn
 import pytest
 import torch
 
-from gamegpt.core.checkpoint import save_model
 from gamegpt.core.model import GPT, GPTConfig
 from gamegpt.engine.evaluation import score_after, static_evaluation
 from gamegpt.engine.model_player import ModelPlayer, fit_context, load_model_player
@@ -32,14 +31,6 @@ from gamegpt.shared_data import shared_data_dir
 
 GAMEGPT = [sys.executable, "-m", "gamegpt.cli", "uci"]
 FISCHER = shared_data_dir() / "games" / "fischer.pgn"
-
-
-@pytest.fixture(scope="module")
-def untrained_chess_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A random-weight char-PGN model: its raw samples are mostly illegal, which exercises every fallback."""
-    torch.manual_seed(0)
-    model = GPT(GPTConfig(vocab_size=32, block_size=1024, n_layer=1, n_head=2, n_embd=32))
-    return save_model(tmp_path_factory.mktemp("untrained") / "model", model, PgnCharCodec().spec(), {})
 
 
 class UciProcess:
