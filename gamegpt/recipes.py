@@ -11,12 +11,12 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from gamegpt.core.checkpoint import export_model, read_checkpoint_config
+from gamegpt.core.checkpoint import read_checkpoint_config
 from gamegpt.core.model import GPT, GPTConfig
-from gamegpt.core.train import TrainConfig, train
+from gamegpt.core.train import TrainConfig
 from gamegpt.engine.model_player import load_model_player
 from gamegpt.eval.tictactoe import SettingResult, evaluate, format_table, plot_results
-from gamegpt.selfplay.dataset import records_to_shards
+from gamegpt.pipeline import train_model_on_records
 from gamegpt.selfplay.runner import run_selfplay, write_json_atomic
 
 TICTACTOE_MATCHUPS = (
@@ -44,16 +44,11 @@ def tictactoe_default(out_dir: str | Path, *, games_per_matchup: int = 5000, eva
         run_selfplay("tictactoe", [first, second], n_games=games_per_matchup, seed=seed + number, out=path,
                      progress=progress)
         records.append(path)
-    data_dir = out / "data"
-    if not (data_dir / "meta.json").exists():
-        records_to_shards(records, data_dir, game="tictactoe", seed=seed)
     run_dir = out / "run"
-    cfg = TrainConfig.from_dict({**TICTACTOE_TRAIN, **(train_overrides or {}), "data_dir": str(data_dir),
+    cfg = TrainConfig.from_dict({**TICTACTOE_TRAIN, **(train_overrides or {}), "data_dir": str(out / "data"),
                                  "out_dir": str(run_dir), "seed": seed})
     model_dir = out / "model"
-    if not (model_dir / "config.json").exists():
-        train(cfg, resume=(run_dir / "checkpoints" / "latest").exists(), progress=progress)
-        export_model(run_dir, model_dir)
+    train_model_on_records(records, cfg, model_dir, game="tictactoe", seed=seed, progress=progress)
     subjects = {f"T={t:g}": load_model_player(str(model_dir), "tictactoe", temperature=t, policy="raw")
                 for t in (0.0, 1.0)}
     results = evaluate(subjects, games=eval_games, seed=seed, progress=progress)
@@ -145,16 +140,12 @@ def chess_default(out_dir: str | Path, *, games: int = 8000, held_out_games: int
                  workers=workers, max_plies=400, progress=progress)
     run_selfplay("chess", [CHESS_WHITE, CHESS_BLACK], n_games=held_out_games, seed=seed + 1_000_003,
                  out=held_out, workers=workers, max_plies=400, progress=progress)
-    data_dir = out / "data"
-    if not (data_dir / "meta.json").exists():
-        records_to_shards([records], data_dir, game="chess", codec_name="chess-pgn-chars", block_len=1024, seed=seed)
     run_dir = out / "run"
-    cfg = TrainConfig.from_dict({**CHESS_TRAIN, **(train_overrides or {}), "data_dir": str(data_dir),
+    cfg = TrainConfig.from_dict({**CHESS_TRAIN, **(train_overrides or {}), "data_dir": str(out / "data"),
                                  "out_dir": str(run_dir), "seed": seed})
     model_dir = out / "model"
-    if not (model_dir / "config.json").exists():
-        train(cfg, resume=(run_dir / "checkpoints" / "latest").exists(), progress=progress)
-        export_model(run_dir, model_dir)
+    train_model_on_records([records], cfg, model_dir, game="chess", codec_name="chess-pgn-chars", block_len=1024,
+                           seed=seed, progress=progress)
     sources = {"Stockfish held-out": read_records(held_out)}
     if fischer_pgn is not None:
         import_pgn([fischer_pgn], out / "fischer.jsonl")

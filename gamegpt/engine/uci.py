@@ -398,7 +398,8 @@ class UciEngine:
         """The move for `game` (None if there is none), notes for `info string`, and forward passes used."""
         board = game.board
         legal = list(board.legal_moves)
-        among = [m for m in legal if m.uci() in set(searchmoves)] or legal
+        wanted = set(searchmoves)
+        among = [m for m in legal if m.uci() in wanted] or legal
         if not legal:
             return None, [], 0
         notes: list[str] = []

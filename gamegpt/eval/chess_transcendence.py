@@ -55,8 +55,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from gamegpt.core.checkpoint import export_model, read_checkpoint_config
-from gamegpt.core.train import TrainConfig, train
+from gamegpt.core.checkpoint import read_checkpoint_config
+from gamegpt.core.train import TrainConfig
 from gamegpt.errors import PlayerSpecError, UserError
 from gamegpt.eval.elo import EloFit, PlayerRating
 from gamegpt.eval.openings import START_POSITION, Opening, load_openings
@@ -73,7 +73,7 @@ from gamegpt.eval.tournament import (
 from gamegpt.players.spec import make_player, parse_spec
 from gamegpt.records import read_records
 from gamegpt.runs import check_settings, write_json_atomic, write_text_atomic
-from gamegpt.selfplay.dataset import records_to_shards
+from gamegpt.pipeline import train_model_on_records
 from gamegpt.selfplay.runner import run_selfplay
 
 DEFAULT_GENERATOR = "stockfish:skill=3,nodes=200,noise=0.3"
@@ -265,12 +265,8 @@ def run_chess_transcendence(cfg: ChessTranscendenceConfig, *, progress: bool = T
         seconds["selfplay"] = seconds.get("selfplay", 0.0) + time.monotonic() - started
 
     started = time.monotonic()
-    if not (model_dir / "config.json").exists():
-        if not (data_dir / "meta.json").exists():
-            records_to_shards([records], data_dir, game="chess", codec_name="chess-pgn-chars", block_len=1024,
-                              seed=cfg.seed)
-        train(train_cfg, resume=(run_dir / "checkpoints" / "latest").exists(), progress=progress)
-        export_model(run_dir, model_dir)
+    if train_model_on_records([records], train_cfg, model_dir, game="chess", codec_name="chess-pgn-chars",
+                              block_len=1024, seed=cfg.seed, progress=progress):
         seconds["training"] = seconds.get("training", 0.0) + time.monotonic() - started
 
     started = time.monotonic()

@@ -17,15 +17,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from gamegpt.core.checkpoint import export_model, read_checkpoint_config
-from gamegpt.core.train import TrainConfig, train
+from gamegpt.core.checkpoint import read_checkpoint_config
+from gamegpt.core.train import TrainConfig
 from gamegpt.engine.model_player import load_model_player
 from gamegpt.errors import UserError
 from gamegpt.eval.plots import pyplot, save_figure
 from gamegpt.eval.tictactoe import SettingResult, evaluate, format_table
 from gamegpt.players.base import Noisy
 from gamegpt.players.newell_simon import NewellSimonPlayer
-from gamegpt.selfplay.dataset import records_to_shards
+from gamegpt.pipeline import train_model_on_records
 from gamegpt.selfplay.runner import run_selfplay, write_json_atomic
 
 DEFAULT_NOISE = (0.0, 0.05, 0.5, 0.8)
@@ -80,16 +80,10 @@ def run_noise_experiment(cfg: NoiseExperimentConfig, *, progress: bool = True) -
         records = rate_dir / "selfplay.jsonl"
         run_selfplay("tictactoe", [teacher_spec, teacher_spec], n_games=cfg.train_games, seed=cfg.seed,
                      out=records, progress=progress)
-        data_dir = rate_dir / "data"
-        if not (data_dir / "meta.json").exists():
-            records_to_shards([records], data_dir, game="tictactoe", seed=cfg.seed)
-        run_dir = rate_dir / "run"
-        train_cfg = TrainConfig.from_dict({**default_train_config(data_dir, run_dir, cfg.seed), **cfg.train_overrides})
+        train_cfg = TrainConfig.from_dict({**default_train_config(rate_dir / "data", rate_dir / "run", cfg.seed),
+                                           **cfg.train_overrides})
         model_dir = rate_dir / "model"
-        if not (model_dir / "config.json").exists():
-            has_checkpoint = (run_dir / "checkpoints" / "latest").exists()
-            train(train_cfg, resume=has_checkpoint, progress=progress)
-            export_model(run_dir, model_dir)
+        train_model_on_records([records], train_cfg, model_dir, game="tictactoe", seed=cfg.seed, progress=progress)
         results_path = rate_dir / "eval.json"
         if results_path.exists():
             results = [SettingResult(**{k: v for k, v in r.items() if k in SettingResult.__dataclass_fields__})
