@@ -172,6 +172,8 @@ FAKE_ENGINE = """
 import sys
 import chess
 log = open(sys.argv[1], "a")
+crash_at = int(sys.argv[2]) if len(sys.argv) > 2 else 0  # exit (code 3) at this `go`, as a crashing engine
+gos = 0
 board = chess.Board()
 for line in sys.stdin:
     words = line.split()
@@ -189,6 +191,9 @@ for line in sys.stdin:
     elif words[0] == "go":
         log.write(line)
         log.flush()
+        gos += 1
+        if gos == crash_at:
+            sys.exit(3)
         move = min(m.uci() for m in board.legal_moves)
         print(f"info depth 1 score cp 0 pv {move}")
         print(f"bestmove {move}", flush=True)
@@ -213,6 +218,25 @@ def test_uci_engines_get_the_clock_and_only_their_stated_limits(tmp_path: Path) 
         assert log.read_text().splitlines() == ["go nodes 1000"] * 3 and "clock" not in untimed.extra
     finally:
         engine.close()
+
+
+def test_an_engine_that_crashes_mid_game_loses_it_and_the_tournament_goes_on(tmp_path: Path) -> None:
+    script, log = tmp_path / "engine.py", tmp_path / "go.log"
+    script.write_text(FAKE_ENGINE)
+    crasher = f"crasher=uci:cmd={sys.executable} {script} {log} 3,nodes=1"  # every process dies at its 3rd go
+    result = run_tournament([crasher, "random"], out_dir=tmp_path / "t", openings=[START_POSITION], max_plies=40,
+                            workers=1, anchor="random", anchor_rating=0, progress=False)
+    records = read_records(result.records_path)
+    assert len(records) == 2 and {r.termination for r in records} == {"engine_failure"}
+    for record in records:
+        side = record.extra["entrants"].index("crasher")
+        failure = record.extra["engine_failure"]
+        assert failure["side"] == side and record.result == ("0-1" if side == 0 else "1-0")
+        assert failure["ply"] == 4 + side and "exited with code 3" in failure["error"]
+    assert len(log.read_text().splitlines()) == 6  # 3 gos in each game: the engine was restarted for game 2
+    assert result.standings[0]["player"] == "random" and result.standings[0]["points"] == 2.0
+    games = chess.pgn.read_game(io.StringIO(result.pgn_path.read_text()))
+    assert games is not None and games.headers["Result"] in ("1-0", "0-1")
 
 
 def test_stockfish_plays_on_a_clock_without_flagging() -> None:

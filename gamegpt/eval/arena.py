@@ -9,6 +9,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
+from gamegpt.errors import EngineError
 from gamegpt.games.base import Game, InvalidMove
 from gamegpt.players.base import Clock, Player
 from gamegpt.records import GameRecord
@@ -61,7 +62,9 @@ def play_game(
     `game` (an opening) are kept in the record and count toward `max_plies`. An illegal move or an
     `InvalidMove` loses the game on the spot (termination "illegal_move", with the offending text in
     `extra["illegal"]`). A game still running after `max_plies` plies is adjudicated a draw (termination
-    "max_plies").
+    "max_plies"). A player whose engine fails while it chooses (`EngineError`: the process died, hung past
+    its timeout or broke the protocol) loses on the spot (termination "engine_failure", the error in
+    `extra["engine_failure"]`); a UCI player starts a fresh engine for its next game.
 
     With a `time_control`, each side has a clock: the wall time of each `choose` call (as measured here)
     is taken off it, and the increment added after each move; each player sees its clock through
@@ -85,12 +88,16 @@ def play_game(
             result, termination = "1/2-1/2", "max_plies"
             break
         side = game.to_move
-        if clocks is None or time_control is None:
-            move = players[side].choose(game)
-        else:
+        if clocks is not None and time_control is not None:
             players[side].set_clock(Clock(int(clocks[side]), int(clocks[1 - side]), time_control.increment_ms))
-            started = time.monotonic()
+        started = time.monotonic()
+        try:
             move = players[side].choose(game)
+        except EngineError as exc:  # it died, hung or babbled: it loses, as in cutechess
+            extra["engine_failure"] = {"side": side, "ply": len(moves), "error": str(exc)}
+            result, termination = _loss_of(side), "engine_failure"
+            break
+        if clocks is not None and time_control is not None:
             used = (time.monotonic() - started) * 1000
             move_ms.append(round(used))
             clocks[side] -= used
@@ -98,14 +105,14 @@ def play_game(
                 can_win = game.can_win(1 - side)
                 extra["time_forfeit"] = {"side": side, "ply": len(moves), "over_ms": round(-clocks[side]),
                                          "opponent_can_win": can_win}
-                result = ("0-1" if side == 0 else "1-0") if can_win else "1/2-1/2"
+                result = _loss_of(side) if can_win else "1/2-1/2"
                 termination = "time_forfeit"
                 break
             clocks[side] += time_control.increment_ms
         if isinstance(move, InvalidMove) or not game.is_legal(move):
             text = move.text if isinstance(move, InvalidMove) else str(move)
             extra["illegal"] = {"side": side, "ply": len(moves), "text": text}
-            result, termination = ("0-1" if side == 0 else "1-0"), "illegal_move"
+            result, termination = _loss_of(side), "illegal_move"
             break
         moves.append(game.move_to_str(move))
         game.push(move)
@@ -116,6 +123,11 @@ def play_game(
         game=game.name, moves=moves, players=[p.describe() for p in players], result=result,
         termination=termination, seed=seed, index=index, start=start, extra=extra,
     )
+
+
+def _loss_of(side: int) -> str:
+    """The result when `side` (0: the side that moved first) loses."""
+    return "0-1" if side == 0 else "1-0"
 
 
 def play_games(

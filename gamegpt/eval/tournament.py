@@ -322,8 +322,9 @@ def run_tournament(
     is set in each worker that plays a model (and in this process with one worker). Re-running with the
     same arguments continues an interrupted run; more openings (a longer list starting with the same ones)
     extend it; other settings are refused (UserError). Raises UserError for bad specs, names, limits,
-    or a worker that died; a game that cannot be played (an engine that fails) stops the run with its
-    error, and the games finished so far are kept.
+    or a worker that died. An engine that fails during a game (dies, hangs, breaks the protocol) loses that
+    game (termination "engine_failure") and is restarted for its next; one that cannot be started or
+    reset stops the run with its error, and the games finished so far are kept.
     """
     entrants = [parse_entrant(p) for p in players]
     if len(entrants) < 2:

@@ -428,7 +428,9 @@ class UciPlayer(Player):
 
     def start(self) -> UciEngine:
         """The engine, started (with its options set) if it is not running."""
-        if self.engine is None or self.engine.closed:
+        if self.engine is None or self.engine.closed or not self.engine.alive:
+            if self.engine is not None:
+                self.engine.close()
             engine = UciEngine(self.command)
             try:
                 for key, value in self.engine_options.items():
