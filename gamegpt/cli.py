@@ -358,7 +358,10 @@ def experiment_noise(noise_rates: str, train_games: int, eval_games: int, temper
 @click.option("--heads", type=int, default=4, show_default=True, help="attention heads")
 @click.option("--width", type=int, default=128, show_default=True, help="embedding width")
 @click.option("--steps", type=int, default=800, show_default=True, help="training steps")
-@click.option("--batch-size", type=int, default=16, show_default=True, help="blocks of 1024 characters a step")
+@click.option("--batch-size", type=int, default=16, show_default=True,
+              help="blocks a step (1024 characters, or 256 moves with chess-uci-moves)")
+@click.option("--codec", type=click.Choice(["chess-pgn-chars", "chess-uci-moves"]), default="chess-pgn-chars",
+              show_default=True, help="Karvonen's character PGN, or one token per move")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override any training option")
 @click.option("--temperatures", default="1.0,0.1,0.001", show_default=True, help="the model's temperatures")
 @click.option("--policy", type=click.Choice(["mask", "raw"]), default="mask", show_default=True,
@@ -379,14 +382,14 @@ def experiment_noise(noise_rates: str, train_games: int, eval_games: int, temper
 @click.option("--threads", type=int, default=None, help="torch CPU threads for training (default: torch's)")
 @click.option("--no-progress", is_flag=True)
 def experiment_chess_transcendence(generator: str, noise: float | None, games: int, layers: int, heads: int,
-                                   width: int, steps: int, batch_size: int, overrides: Sequence[str],
+                                   width: int, steps: int, batch_size: int, codec: str, overrides: Sequence[str],
                                    temperatures: str, policy: str, ladder: str, rungs: Sequence[str],
                                    book: str | None, opening_count: int, max_plies: int, workers: int, seed: int,
                                    confidence: float, out_dir: str, threads: int | None, no_progress: bool) -> None:
-    """The chess transcendence study: a noisy Stockfish's self-play → a char-PGN model → one gauntlet in
+    """The chess transcendence study: a noisy Stockfish's self-play → a GPT (char-PGN or one token per move) → one gauntlet in
     which the model at each temperature and the generator play the same ladder, rated in one Elo fit.
     Prints the rating table and whether the coldest model rates above its generator. Defaults take about
-    an hour on 2 CPU cores; re-running continues."""
+    40 minutes on 2 CPU cores; re-running continues."""
     from gamegpt.eval.chess_transcendence import (
         ChessTranscendenceConfig,
         format_chess_transcendence_table,
@@ -402,7 +405,7 @@ def experiment_chess_transcendence(generator: str, noise: float | None, games: i
                                    temperatures=_floats(temperatures), policy=policy,
                                    ladder=list(rungs) if rungs else ladder, book=book, opening_count=opening_count,
                                    max_plies=max_plies, workers=workers, seed=seed, confidence=confidence,
-                                   train_overrides={**sizes, **_parse_overrides(overrides)})
+                                   codec=codec, train_overrides={**sizes, **_parse_overrides(overrides)})
     summary = run_chess_transcendence(cfg, progress=not no_progress)
     click.echo(format_chess_transcendence_table(summary))
     out = Path(out_dir)

@@ -174,3 +174,21 @@ def test_bad_specs_are_one_clear_line_before_any_work(tmp_path: Path) -> None:
         lines = [line for line in result.stderr.splitlines() if line.strip()]
         assert result.returncode == 2 and len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
         assert not (tmp_path / "x" / "experiment.json").exists()
+
+
+def test_a_tiny_study_with_one_token_per_move(tmp_path: Path) -> None:
+    cfg = ChessTranscendenceConfig(out_dir=str(tmp_path / "moves"), generator=GENERATOR, games=220, temperatures=(0.001,),
+                                   ladder=["random"], book=str(BOOK), opening_count=1, max_plies=20, workers=1,
+                                   codec="chess-uci-moves", train_overrides=TINY_TRAINING)
+    summary = run_chess_transcendence(cfg, progress=False)
+    meta = json.loads((tmp_path / "moves" / "data" / "meta.json").read_text())
+    assert meta["codec"]["name"] == "chess-uci-moves" and meta["block_len"] == 256
+    assert summary["model"]["vocab_size"] == meta["vocab_size"] > 1900  # one token per move, not characters
+    assert summary["tournament"]["games"] == 2 * (2 * 1)  # the model and the generator against one rung
+    assert "held-out loss" in (tmp_path / "moves" / "table.txt").read_text().splitlines()[0]
+    assert "per move" in (tmp_path / "moves" / "table.txt").read_text().splitlines()[0]
+    with pytest.raises(UserError, match="other settings"):  # the codec is one of the study's settings
+        run_chess_transcendence(ChessTranscendenceConfig(**{**cfg.__dict__, "codec": "chess-pgn-chars"}),
+                                progress=False)
+    with pytest.raises(UserError, match="unknown codec"):
+        ChessTranscendenceConfig(out_dir=str(tmp_path / "x"), codec="chess-san").validate()

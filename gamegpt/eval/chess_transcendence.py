@@ -4,8 +4,8 @@ Three stages, each writing into the experiment directory and skipped (or continu
 
 1. **Self-play.** The *generator*, a noisy Stockfish (default `stockfish:skill=3,nodes=200,noise=0.3`: Skill
    Level 3 at 200 nodes, a uniformly random legal move 30 % of the time), plays both sides of `games` games.
-2. **Training.** Character-PGN shards (Karvonen's codec, 1024-character blocks) and a GPT trained on them,
-   exported to `model/`.
+2. **Training.** Shards in the chosen codec (default Karvonen's character PGN in 1024-character blocks;
+   `chess-uci-moves`: one token per move, 256-token blocks) and a GPT trained on them, exported to `model/`.
 3. **One tournament** (a gauntlet): the model at temperatures 1.0, 0.1 and 0.001 (mask policy: every move
    legal) and the generator itself each play every rung of the same ladder (`ladder_entrants("default")`:
    Stockfish UCI_Elo 1700, 1500, 1350, Skill Level 0 with 10/25/50 % random moves, the random player),
@@ -25,20 +25,17 @@ generator:
 A player with no finite estimate (it, or its group, never took a point from the generator's group, say)
 has only one end; the verdict uses that end as above. The headline verdict is the coldest temperature's.
 
-Sizes and times (defaults; an idle 2-core CPU, estimated from runs on this project's machine while another
-training job held it, which made every stage about 1.5-3.5 times slower):
+Sizes and times (defaults; measured on this project's idle 2-core CPU, `stage_seconds` in summary.json):
 
-- self-play: 8000 games, ~430 characters each (≈ 3.4M characters); 0.08 s a game on 2 workers measured
-  under load → ≈ 7-11 min;
-- training: a 4-layer, 128-wide GPT (0.8M parameters besides the embeddings), 800 steps of 16 blocks of 1023 characters (≈ 13M
-  characters, ≈ 4 passes); 2440 characters/s measured under load, where the 4x256 chess recipe model ran 3.6
-  times slower than on the idle machine → ≈ 1.9 s a step, ≈ 25 min;
+- self-play: 8000 games, ~430 characters each (3.39M characters of training data): 383 s (21 games/s on 2
+  workers);
+- training: a 4-layer, 128-wide GPT (0.8M parameters besides the embeddings), 800 steps of 16 blocks of 1023
+  characters (13M characters, ≈ 4 passes): 1776 s (2.2 s a step, ~7400 characters/s);
 - tournament: 39 pairings (4 subjects x 7 rungs, and each rung against its next two) x 10 openings x 2
-  colours = 780 games, 336 of them with the model (~20 ms a model move); 0.64 s a game on 2 workers
-  measured under load with an untrained model → ≈ 9-15 min (a trained model survives longer);
+  colours = 780 games, 420 of them with the model: 213 s on 2 workers;
 - the two Elo fits, the table and the plot: well under a minute.
 
-In all about 45-55 minutes; on a loaded machine proportionally longer. Smaller sizes: `games`,
+In all 40 minutes; on a loaded machine proportionally longer. Smaller sizes: `games`,
 `train_overrides` (n_layer, n_embd, max_steps, batch_size, ...), `opening_count`, a shorter `ladder`.
 
 Files in `out_dir`: experiment.json (the settings of stages 1-2; other settings are refused),
@@ -86,17 +83,20 @@ CHESS_TRANSCENDENCE_TRAIN: dict[str, Any] = dict(
     keep_checkpoints=2,
 )
 SELFPLAY_MAX_PLIES = 400
+CODEC_BLOCK_LEN = {"chess-pgn-chars": 1024, "chess-uci-moves": 256}
+"""The codecs the study trains with, and their block lengths (tokens): a game of ~90 plies is ~430
+characters but ~90 move tokens."""
 
 
 @dataclass
 class ChessTranscendenceConfig:
-    """Sizes of the study; the defaults finish in about an hour on a 2-core CPU (see the module docstring).
+    """Sizes of the study; the defaults finish in about 40 minutes on a 2-core CPU (see the module docstring).
 
     `ladder` is a preset name (`gamegpt.eval.tournament.LADDERS`) or the rungs' `[NAME=]SPEC`s, strongest
     first. `book`: an opening book (.pgn or .tsv); None for ../shared/data/openings/2moves_v2.pgn (or the
     start position when it is missing), "none" for the start position. `policy`: "mask" (every move legal)
     or "raw" (an illegal sample loses); "retry" would ignore the temperatures. `train_overrides` go over
-    `CHESS_TRANSCENDENCE_TRAIN`.
+    `CHESS_TRANSCENDENCE_TRAIN`. `codec`: a key of `CODEC_BLOCK_LEN`.
     """
 
     out_dir: str
@@ -111,6 +111,7 @@ class ChessTranscendenceConfig:
     workers: int = 2
     seed: int = 0
     confidence: float = 0.95
+    codec: str = "chess-pgn-chars"
     train_overrides: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
@@ -129,6 +130,8 @@ class ChessTranscendenceConfig:
             raise UserError(f"the model's policy must be mask or raw (retry ignores the temperature), got {self.policy!r}")
         if self.workers < 1:
             raise UserError(f"the worker count must be >= 1, got {self.workers}")
+        if self.codec not in CODEC_BLOCK_LEN:
+            raise UserError(f"unknown codec {self.codec!r}; choose one of {', '.join(CODEC_BLOCK_LEN)}")
         if "," in self.out_dir:
             raise UserError(f"the output directory may not contain a comma (it goes into a player spec): {self.out_dir}")
 
@@ -246,7 +249,7 @@ def run_chess_transcendence(cfg: ChessTranscendenceConfig, *, progress: bool = T
         except PlayerSpecError as exc:
             raise PlayerSpecError(f"player {entrant.name!r}: {exc}") from None
     settings = {"generator": cfg.generator, "games": cfg.games, "selfplay_max_plies": SELFPLAY_MAX_PLIES,
-                "seed": cfg.seed, "train": train_options}
+                "seed": cfg.seed, "codec": cfg.codec, "train": train_options}
     created = check_settings(out / "experiment.json", out, settings)
     write_json_atomic(out / "experiment.json", {"settings": settings, "created": created})
     previous = out / "summary.json"
@@ -265,8 +268,8 @@ def run_chess_transcendence(cfg: ChessTranscendenceConfig, *, progress: bool = T
         seconds["selfplay"] = seconds.get("selfplay", 0.0) + time.monotonic() - started
 
     started = time.monotonic()
-    if train_model_on_records([records], train_cfg, model_dir, game="chess", codec_name="chess-pgn-chars",
-                              block_len=1024, seed=cfg.seed, progress=progress):
+    if train_model_on_records([records], train_cfg, model_dir, game="chess", codec_name=cfg.codec,
+                              block_len=CODEC_BLOCK_LEN[cfg.codec], seed=cfg.seed, progress=progress):
         seconds["training"] = seconds.get("training", 0.0) + time.monotonic() - started
 
     started = time.monotonic()
@@ -338,7 +341,8 @@ def format_chess_transcendence_table(summary: dict[str, Any]) -> str:
     model = summary["model"]
     loss = "-" if model.get("val_loss") is None else f"{model['val_loss']:.3f}"
     lines = [(f"chess transcendence: generator {summary['generator']} ({summary['selfplay']['games']} self-play "
-              f"games); model {model['n_layer']}x{model['n_embd']}, held-out loss {loss} per character"),
+              f"games); model {model['n_layer']}x{model['n_embd']}, held-out loss {loss} per "
+              f"{'move' if summary['config'].get('codec') == 'chess-uci-moves' else 'character'}"),
              (f"Elo: anchor {fit['anchor']} = {fit['anchor_rating']:g}, {percent} profile-likelihood intervals, "
               f"{fit['games']} games"),
              f"{'player':<{width}}  {'role':<9}  {'Elo':>8}  {percent + ' interval':<14}  {'games':>5}  {'score':>6}"]
