@@ -386,10 +386,10 @@ def experiment_chess_transcendence(generator: str, noise: float | None, games: i
                                    temperatures: str, policy: str, ladder: str, rungs: Sequence[str],
                                    book: str | None, opening_count: int, max_plies: int, workers: int, seed: int,
                                    confidence: float, out_dir: str, threads: int | None, no_progress: bool) -> None:
-    """The chess transcendence study: a noisy Stockfish's self-play → a GPT (char-PGN or one token per move) → one gauntlet in
-    which the model at each temperature and the generator play the same ladder, rated in one Elo fit.
-    Prints the rating table and whether the coldest model rates above its generator. Defaults take about
-    40 minutes on 2 CPU cores; re-running continues."""
+    """The chess transcendence study: a noisy Stockfish's self-play → a GPT (char-PGN or one token per
+    move) → one gauntlet in which the model at each temperature and the generator play the same ladder,
+    rated in one Elo fit. Prints the rating table and whether the coldest model rates above its generator.
+    Defaults take about 40 minutes on 2 CPU cores; re-running continues."""
     from gamegpt.eval.chess_transcendence import (
         ChessTranscendenceConfig,
         format_chess_transcendence_table,

@@ -23,7 +23,7 @@ import chess
 import chess.pgn
 import pytest
 
-from gamegpt.errors import UserError
+from gamegpt.errors import EngineError, UserError
 from gamegpt.eval.arena import TimeControl, play_game
 from gamegpt.eval.openings import START_POSITION, Opening, load_openings
 from gamegpt.eval.tournament import (
@@ -237,6 +237,12 @@ def test_an_engine_that_crashes_mid_game_loses_it_and_the_tournament_goes_on(tmp
     assert result.standings[0]["player"] == "random" and result.standings[0]["points"] == 2.0
     games = chess.pgn.read_game(io.StringIO(result.pgn_path.read_text()))
     assert games is not None and games.headers["Result"] in ("1-0", "0-1")
+    engine = UciPlayer([sys.executable, str(script), str(log), "3"])
+    try:  # outside a tournament (self-play, whose records are training data) the failure is an error, no record
+        with pytest.raises(EngineError, match="exited with code 3"):
+            play_game(ChessGame(), [engine, RandomPlayer()], seed=0, max_plies=40)
+    finally:
+        engine.close()
 
 
 def test_stockfish_plays_on_a_clock_without_flagging() -> None:

@@ -55,6 +55,7 @@ def play_game(
     index: int | None = None,
     max_plies: int | None = None,
     time_control: TimeControl | None = None,
+    engine_failure_loses: bool = False,
 ) -> GameRecord:
     """Play one game from `game`'s position to the end and return its record.
 
@@ -62,9 +63,11 @@ def play_game(
     `game` (an opening) are kept in the record and count toward `max_plies`. An illegal move or an
     `InvalidMove` loses the game on the spot (termination "illegal_move", with the offending text in
     `extra["illegal"]`). A game still running after `max_plies` plies is adjudicated a draw (termination
-    "max_plies"). A player whose engine fails while it chooses (`EngineError`: the process died, hung past
-    its timeout or broke the protocol) loses on the spot (termination "engine_failure", the error in
-    `extra["engine_failure"]`); a UCI player starts a fresh engine for its next game.
+    "max_plies"). With `engine_failure_loses` (tournaments, as cutechess scores it), a player whose engine
+    fails while it chooses (`EngineError`: the process died, hung past its timeout or broke the protocol)
+    loses on the spot (termination "engine_failure", the error in `extra["engine_failure"]`; a UCI player
+    starts a fresh engine for its next game); without it (self-play, whose records are training data) the
+    error propagates and no record is made.
 
     With a `time_control`, each side has a clock: the wall time of each `choose` call (as measured here)
     is taken off it, and the increment added after each move; each player sees its clock through
@@ -93,7 +96,9 @@ def play_game(
         started = time.monotonic()
         try:
             move = players[side].choose(game)
-        except EngineError as exc:  # it died, hung or babbled: it loses, as in cutechess
+        except EngineError as exc:
+            if not engine_failure_loses:
+                raise
             extra["engine_failure"] = {"side": side, "ply": len(moves), "error": str(exc)}
             result, termination = _loss_of(side), "engine_failure"
             break

@@ -284,7 +284,8 @@ class _TournamentJob:
             oldest.close()
         opening = self.openings[scheduled.opening]
         record = play_game(opening.new_game(claim_draws=True), sides, seed=derive_seed(self.seed, index),
-                           index=index, max_plies=self.max_plies, time_control=self.time_control)
+                           index=index, max_plies=self.max_plies, time_control=self.time_control,
+                           engine_failure_loses=True)
         record.extra["entrants"] = [scheduled.white, scheduled.black]
         record.extra["opening"] = {"index": scheduled.opening, "name": opening.name, "eco": opening.eco,
                                    "plies": len(opening.moves)}
