@@ -26,7 +26,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import safetensors.torch
+from safetensors.torch import load as parse_safetensors, save as serialize_safetensors
 import torch
 
 from gamegpt.core.model import GPT, GPTConfig
@@ -89,7 +89,7 @@ def _write_model_files(
     tensors = model.state_dict_for_saving()
     if dtype is not None:
         tensors = {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in tensors.items()}
-    data = safetensors.torch.save({k: v.cpu().contiguous() for k, v in tensors.items()})
+    data = serialize_safetensors({k: v.cpu().contiguous() for k, v in tensors.items()})
     digest = _write_bytes(directory / MODEL_FILE, data)
     config = {
         "format": FORMAT,
@@ -185,7 +185,7 @@ def save_checkpoint(
             tensors = _optimizer_tensors(model, optimizer) if optimizer is not None else {}
             for key, value in (rng_states or {}).items():
                 tensors[f"rng.{key}"] = value.detach().cpu().to(torch.uint8).contiguous()
-            data = safetensors.torch.save(tensors)
+            data = serialize_safetensors(tensors)
             digest = _write_bytes(tmp / OPTIMIZER_FILE, data)
             state = {**(trainer_state or {}), "step": step, "files": {OPTIMIZER_FILE: _file_entry(digest, data)}}
             _write_json(tmp / TRAINER_FILE, state)
@@ -304,7 +304,7 @@ def _read_safetensors(path: Path, expected: Any) -> dict[str, torch.Tensor]:
         if "sha256" in expected and hashlib.sha256(data).hexdigest() != expected["sha256"]:
             raise CheckpointError(f"{path}: corrupt (SHA-256 does not match the one recorded at saving)")
     try:
-        return safetensors.torch.load(data)  # safetensors' parser (raw tensor bytes), not torch.load: no pickle
+        return parse_safetensors(data)  # safetensors' own parser of raw tensor bytes: nothing is unpickled
     except Exception as e:  # safetensors raises its own SafetensorError and others; never let them surface
         message = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise CheckpointError(f"{path}: not a valid safetensors file ({message})") from None
