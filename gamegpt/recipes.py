@@ -58,12 +58,18 @@ def tictactoe_default(out_dir: str | Path, *, games_per_matchup: int = 5000, eva
     card = model_card(read_checkpoint_config(model_dir), results, games_per_matchup, eval_games, seed,
                       training_minutes=_training_minutes(run_dir / "train_log.jsonl"))
     (model_dir / "README.md").write_text(card)
-    if install_to is not None:
-        target = Path(install_to)
-        if target.exists():
-            shutil.rmtree(target)
-        shutil.copytree(model_dir, target)
+    _install(model_dir, install_to)
     return summary
+
+
+def _install(model_dir: Path, install_to: str | Path | None) -> None:
+    """Replace `install_to` (e.g. models/chessgpt) with a copy of `model_dir`; nothing for None."""
+    if install_to is None:
+        return
+    target = Path(install_to)
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(model_dir, target)
 
 
 def _training_minutes(log_path: Path) -> float | None:
@@ -163,11 +169,7 @@ def chess_default(out_dir: str | Path, *, games: int = 8000, held_out_games: int
     write_json_atomic(model_dir / "legality.json", summary)
     (model_dir / "README.md").write_text(_chess_card(read_checkpoint_config(model_dir), tables, games,
                                                      held_out_games, seed, _training_minutes(run_dir / "train_log.jsonl")))
-    if install_to is not None:
-        target = Path(install_to)
-        if target.exists():
-            shutil.rmtree(target)
-        shutil.copytree(model_dir, target)
+    _install(model_dir, install_to)
     return summary
 
 
