@@ -158,8 +158,8 @@ def chess_default(out_dir: str | Path, *, games: int = 8000, held_out_games: int
         sources["fischer.pgn"] = read_records(out / "fischer.jsonl")
     tables = {}
     summary: dict[str, Any] = {}
+    player = load_model_player(str(model_dir), "chess", temperature=1.0, policy="raw")  # reseeded every game
     for name, games_list in sources.items():
-        player = load_model_player(str(model_dir), "chess", temperature=1.0, policy="raw")
         result = legal_move_rate(player, games_list, move_numbers=CHESS_MOVE_NUMBERS, seed=seed,
                                  label=f"chessgpt on {name}", progress=progress)
         tables[name] = format_legality_table([result])

@@ -54,20 +54,21 @@ from typing import Any, Sequence
 
 from gamegpt.core.checkpoint import read_checkpoint_config
 from gamegpt.core.train import TrainConfig
-from gamegpt.errors import PlayerSpecError, UserError
+from gamegpt.errors import UserError
 from gamegpt.eval.elo import EloFit, PlayerRating
 from gamegpt.eval.openings import START_POSITION, Opening, load_openings
 from gamegpt.eval.plots import pyplot, save_figure
 from gamegpt.eval.tournament import (
     Entrant,
     Limits,
+    check_specs,
     ladder_entrants,
     parse_entrant,
     rate_records,
     resolve_anchor,
     run_tournament,
 )
-from gamegpt.players.spec import make_player, parse_spec
+from gamegpt.players.spec import parse_spec
 from gamegpt.records import read_records
 from gamegpt.runs import check_settings, write_json_atomic, write_text_atomic
 from gamegpt.pipeline import train_model_on_records
@@ -243,11 +244,7 @@ def run_chess_transcendence(cfg: ChessTranscendenceConfig, *, progress: bool = T
     data_dir, run_dir, model_dir = out / "data", out / "run", out / "model"
     train_cfg = TrainConfig.from_dict({**train_options, "data_dir": str(data_dir), "out_dir": str(run_dir),
                                        "seed": cfg.seed})
-    for entrant in [Entrant(GENERATOR_NAME, cfg.generator), *rungs]:  # bad specs fail now, before any work
-        try:
-            make_player(entrant.spec, "chess").close()  # engines start lazily: this is cheap
-        except PlayerSpecError as exc:
-            raise PlayerSpecError(f"player {entrant.name!r}: {exc}") from None
+    check_specs({e.name: e.spec for e in [Entrant(GENERATOR_NAME, cfg.generator), *rungs]})  # before any work
     settings = {"generator": cfg.generator, "games": cfg.games, "selfplay_max_plies": SELFPLAY_MAX_PLIES,
                 "seed": cfg.seed, "codec": cfg.codec, "train": train_options}
     created = check_settings(out / "experiment.json", out, settings)

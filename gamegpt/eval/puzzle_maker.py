@@ -37,7 +37,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import re
 import tempfile
 from collections import Counter
@@ -53,6 +52,7 @@ from gamegpt.errors import EngineError, RecordsError, UserError
 from gamegpt.eval.puzzles import HISTORY_COLUMN, LICHESS_COLUMNS
 from gamegpt.players.uci import find_stockfish
 from gamegpt.records import GameRecord, iter_records
+from gamegpt.runs import write_text_atomic
 
 OUTPUT_COLUMNS = (*LICHESS_COLUMNS, HISTORY_COLUMN)
 MATE_SCORE = 100_000
@@ -245,13 +245,6 @@ def _load_records(path: Path, scratch: Path) -> tuple[list[GameRecord], Counter[
     return list(iter_records(scratch / "games.jsonl")), skipped
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def _csv_text(rows: list[dict[str, str]]) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=OUTPUT_COLUMNS, lineterminator="\n")
@@ -317,10 +310,10 @@ def make_puzzles(games: str | Path, out: str | Path, *, settings: MakerSettings 
     label = re.sub(r"[^A-Za-z0-9_]+", "_", source.stem) or "games"
 
     def save(complete: bool) -> None:
-        _write_atomic(out_path, _csv_text(rows))
+        write_text_atomic(out_path, _csv_text(rows))
         state = {"source": str(source.resolve()), "settings": asdict(settings), "games_scanned": scanned,
                  "puzzles": len(rows), "complete": complete}
-        _write_atomic(progress_path(out_path), json.dumps(state, indent=2) + "\n")
+        write_text_atomic(progress_path(out_path), json.dumps(state, indent=2) + "\n")
 
     analyser: Analyser | None = None
     try:

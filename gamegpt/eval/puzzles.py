@@ -302,15 +302,6 @@ class Attempt:
                 "failure": self.failure}
 
 
-def _mates(game: ChessGame, move: chess.Move) -> bool:
-    board = game.board
-    board.push(move)
-    try:
-        return board.is_checkmate()
-    finally:
-        board.pop()
-
-
 def attempt_puzzle(player: Player, puzzle: Puzzle, game: ChessGame) -> Attempt:
     """Let `player` solve `puzzle` from `game` (the solver to move, see `Puzzle.game`); `game` is played on."""
     played: list[str] = []
@@ -320,7 +311,7 @@ def attempt_puzzle(player: Player, puzzle: Puzzle, game: ChessGame) -> Attempt:
             played.append(choice.text if isinstance(choice, InvalidMove) else str(choice))
             return Attempt(puzzle.puzzle_id, puzzle.bucket, False, tuple(played), "illegal move")
         played.append(choice.uci())
-        if _mates(game, choice):
+        if _board_mates(game.board, choice):
             return Attempt(puzzle.puzzle_id, puzzle.bucket, True, tuple(played))
         if choice != puzzle.moves[index]:
             return Attempt(puzzle.puzzle_id, puzzle.bucket, False, tuple(played), "wrong move")

@@ -297,6 +297,16 @@ class _TournamentJob:
         players.clear()
 
 
+def check_specs(specs: dict[str, str]) -> None:
+    """Build (and close) each named chess player, so that a bad spec fails now, before any game, as one
+    `PlayerSpecError` naming the player; cheap, since engines start at their first game."""
+    for name, spec in specs.items():
+        try:
+            make_player(spec, "chess").close()
+        except PlayerSpecError as exc:
+            raise PlayerSpecError(f"player {name!r}: {exc}") from None
+
+
 def run_tournament(
     players: Sequence[str | Entrant],
     *,
@@ -344,11 +354,7 @@ def run_tournament(
     pairings = make_pairings(names, mode=mode, subjects=subject_names, neighbours=neighbours)
     anchor, anchor_value = resolve_anchor(entrants, anchor, anchor_rating)
     specs = {e.name: limits.apply(e.spec) for e in entrants}
-    for name, spec in specs.items():  # bad specs fail here, in one clear line (engines start lazily)
-        try:
-            make_player(spec, "chess").close()
-        except PlayerSpecError as exc:
-            raise PlayerSpecError(f"player {name!r}: {exc}") from None
+    check_specs(specs)
 
     out = Path(out_dir)
     records_path, summary_path, pgn_path = out / "games.jsonl", out / "tournament.json", out / "games.pgn"
