@@ -18,6 +18,7 @@ from typing import Any, Union
 
 import yaml
 
+from gamegpt.engine.policies import POLICIES
 from gamegpt.errors import ConfigError
 
 TOKEN_ENV = "LICHESS_BOT_TOKEN"
@@ -28,7 +29,6 @@ PLAYABLE_VARIANTS = ("standard", "fromPosition")
 rules; a model without start-position encoding plays those off its training distribution)."""
 MODES = ("casual", "rated")
 DRAW_POLICIES = ("decline", "accept", "accept_when_behind")
-POLICIES = ("mask", "retry", "raw")
 
 
 @dataclass

@@ -117,9 +117,9 @@ def _vocabulary_difference(meta: dict[Any, Any]) -> str | None:
     return difference
 
 
-def _read_ckpt(ckpt_path: Path, device: str | torch.device) -> dict[Any, Any]:
-    try:
-        checkpoint = torch.load(ckpt_path, map_location=device, weights_only=True)
+def _read_ckpt(ckpt_path: Path) -> dict[Any, Any]:
+    try:  # on the CPU: the weights go into a CPU model, moved to the device once
+        checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
     except OSError as e:
         raise UserError(f"{ckpt_path}: unreadable ({_first_line(e)})") from None
     except pickle.UnpicklingError as e:
@@ -207,7 +207,7 @@ def load_nanogpt_checkpoint(
     difference = _vocabulary_difference(_read_meta(meta_file))
     if difference:
         raise UserError(f"{meta_file}: not Karvonen's 32-character PGN vocabulary ({difference})")
-    checkpoint = _read_ckpt(ckpt, device)
+    checkpoint = _read_ckpt(ckpt)
     config = _model_config(ckpt, checkpoint["model_args"])
     model = GPT(config)
     model.load_state_dict(_state_dict(ckpt, checkpoint["model"], model), strict=True)

@@ -406,7 +406,7 @@ class MoveTokenCodec(Codec):
         tokens = [self.bos]
         if self.start_position and game.start is not None:
             tokens += self.position_tokens(chess.Board(game.start))
-        return tokens + self.encode_moves(self.new_game(game.start), game.history)
+        return tokens + [self.move_token(move) for move in game.history]  # checked when they were pushed
 
     def encode_moves(self, game_before: Game[Any], moves: Sequence[Any]) -> list[int]:
         board = _board(game_before).copy()

@@ -428,9 +428,7 @@ class UciPlayer(Player):
 
     def start(self) -> UciEngine:
         """The engine, started (with its options set) if it is not running."""
-        if self.engine is None or self.engine.closed or not self.engine.alive:
-            if self.engine is not None:
-                self.engine.close()
+        if self.engine is None or self.engine.closed:
             engine = UciEngine(self.command)
             try:
                 for key, value in self.engine_options.items():
@@ -443,6 +441,8 @@ class UciPlayer(Player):
         return self.engine
 
     def reset(self, seed: int) -> None:
+        if self.engine is not None and not self.engine.alive:  # it died between games: start a fresh one
+            self.engine.close()
         self.start().new_game()
         self._sent_moves, self._sent_text = [], []
         self._clock = None
