@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gamegpt.core.model import GPT, GPTConfig  # noqa: E402
 from gamegpt.engine.model_player import ModelPlayer, load_model_player  # noqa: E402
+from gamegpt.engine.settings import DecodingSettings  # noqa: E402
 from gamegpt.games.chess import ChessGame  # noqa: E402
 from gamegpt.games.chess_codecs import PgnCharCodec  # noqa: E402
 from gamegpt.shared_data import shared_data_dir  # noqa: E402
@@ -97,7 +98,7 @@ def main() -> int:
     bench(f"shipped model {args.model}", shipped, moves, repeats)
     torch.manual_seed(0)
     karvonen = GPT(GPTConfig(vocab_size=32, block_size=1024, n_layer=8, n_head=8, n_embd=512)).eval()
-    bench("Karvonen's 8x512 shape", ModelPlayer(karvonen, PgnCharCodec(), temperature=0.0, policy="mask"), moves,
+    bench("Karvonen's 8x512 shape", ModelPlayer(karvonen, PgnCharCodec(), settings=DecodingSettings(temperature=0.0, policy="mask")), moves,
           repeats)
     return 0
 

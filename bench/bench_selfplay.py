@@ -33,7 +33,7 @@ import chess
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gamegpt.players.uci import find_stockfish
-from gamegpt.records import read_records
+from gamegpt.arena.records import read_records
 from gamegpt.selfplay.runner import run_selfplay
 
 MAX_PLIES = 200

@@ -290,12 +290,13 @@ def test_untrained_model_plays_legal_chess_through_the_codec(codec: Codec) -> No
 
     from gamegpt.core.model import GPT, GPTConfig
     from gamegpt.engine.model_player import ModelPlayer
+    from gamegpt.engine.settings import DecodingSettings
     from gamegpt.games.base import InvalidMove
 
     torch.manual_seed(0)
     model = GPT(GPTConfig(vocab_size=codec.vocab_size, block_size=256, n_layer=1, n_head=2, n_embd=16)).eval()
-    masked = ModelPlayer(model, codec, policy="mask")
-    raw = ModelPlayer(model, codec, policy="raw")
+    masked = ModelPlayer(model, codec, settings=DecodingSettings(policy="mask", temperature=1.0))
+    raw = ModelPlayer(model, codec, settings=DecodingSettings(policy="raw", temperature=1.0))
     game = ChessGame()
     for _ in range(30):
         if game.outcome() is not None:

@@ -7,7 +7,7 @@ import chess
 import chess.pgn
 import pytest
 
-from gamegpt.eval.arena import play_game
+from gamegpt.arena.play import play_game
 from gamegpt.games import new_game
 from gamegpt.games.base import IllegalMoveError
 from gamegpt.games.chess import ChessGame

@@ -11,13 +11,13 @@ import pytest
 from gamegpt.core.data import read_meta
 from gamegpt.core.train import TrainConfig, train
 from gamegpt.engine.model_player import load_model_player
-from gamegpt.eval.arena import play_game
+from gamegpt.arena.play import play_game
 from gamegpt.eval.legality import legal_move_rate
 from gamegpt.games.chess import ChessGame
 from gamegpt.players.base import RandomPlayer
-from gamegpt.records import read_records
+from gamegpt.arena.records import read_records
 from gamegpt.selfplay.dataset import records_to_shards
-from gamegpt.selfplay.pgn_import import import_pgn
+from gamegpt.arena.pgn_import import import_pgn
 from gamegpt.shared_data import shared_data_dir
 
 DATA = shared_data_dir()

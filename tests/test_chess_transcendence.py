@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from gamegpt.errors import UserError
-from gamegpt.eval.chess_transcendence import (
+from gamegpt.experiments.chess_transcendence import (
     ChessTranscendenceConfig,
     run_chess_transcendence,
     transcendence_verdict,
@@ -25,7 +25,7 @@ from gamegpt.eval.chess_transcendence import (
 from gamegpt.eval.elo import EloFit, PlayerRating, fit_elo
 from gamegpt.eval.tournament import rate_records
 from gamegpt.players.uci import find_stockfish
-from gamegpt.records import iter_records
+from gamegpt.arena.records import iter_records
 from gamegpt.shared_data import shared_data_dir
 
 STOCKFISH = find_stockfish()  # setup.sh installs it; without it these tests fail with that one line

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from gamegpt.eval.transcendence import NoiseExperimentConfig, format_noise_table, run_noise_experiment
+from gamegpt.experiments.noise import NoiseExperimentConfig, format_noise_table, run_noise_experiment
 
 TINY_TRAINING = {"n_layer": 1, "n_head": 2, "n_embd": 32, "max_steps": 40, "eval_interval": 20,
                  "checkpoint_interval": 20, "eval_batches": 2, "batch_size": 16}

@@ -381,7 +381,7 @@ def test_draw_offers_and_takebacks_answered_by_policy(untrained_chess_model: Pat
 def test_move_budget_respects_the_clock() -> None:
     settings = BotConfig().engine
     state = {"wtime": 60_000, "btime": 1_000, "winc": 0, "binc": 0}
-    assert move_budget(state, chess.WHITE, 10, True, settings) == pytest.approx(2.0 - 0.3)
+    assert move_budget(state, chess.WHITE, 10, True, settings) == pytest.approx(2.0 - settings.move_overhead_ms / 1000)
     assert move_budget(state, chess.BLACK, 10, True, settings) == pytest.approx(0.05)  # never below the floor
     assert move_budget({"wtime": 600_000, "winc": 0}, chess.WHITE, 0, True, settings) == settings.first_move_seconds
     assert move_budget({}, chess.WHITE, 10, False, settings) == settings.correspondence_move_seconds

@@ -8,7 +8,8 @@ import torch
 
 from gamegpt.core.model import GPT, GPTConfig
 from gamegpt.engine.model_player import ModelPlayer, load_model_player
-from gamegpt.eval.arena import play_game
+from gamegpt.engine.settings import DecodingSettings
+from gamegpt.arena.play import play_game
 from gamegpt.eval.tictactoe import evaluate
 from gamegpt.games.base import InvalidMove
 from gamegpt.games.tictactoe import TicTacToe, TicTacToeCodec
@@ -18,7 +19,7 @@ from gamegpt.players.base import RandomPlayer
 def untrained_player(policy: str, temperature: float = 1.0) -> ModelPlayer:
     torch.manual_seed(0)
     model = GPT(GPTConfig(vocab_size=11, block_size=63, n_layer=1, n_head=2, n_embd=16)).eval()
-    return ModelPlayer(model, TicTacToeCodec(), policy=policy, temperature=temperature)
+    return ModelPlayer(model, TicTacToeCodec(), settings=DecodingSettings(policy=policy, temperature=temperature))
 
 
 def test_mask_policy_plays_only_legal_moves_even_untrained() -> None:

@@ -11,8 +11,8 @@ import pytest
 from gamegpt.engine.model_player import load_model_player
 from gamegpt.errors import RecordsError
 from gamegpt.eval.legality import format_legality_table, legal_move_rate
-from gamegpt.records import read_records
-from gamegpt.selfplay.pgn_import import import_pgn
+from gamegpt.arena.records import read_records
+from gamegpt.arena.pgn_import import import_pgn
 from gamegpt.selfplay.runner import run_selfplay
 from gamegpt.shared_data import shared_data_dir
 

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 
 from gamegpt.errors import PlayerSpecError, RecordsError, UserError
-from gamegpt.eval.arena import play_game
+from gamegpt.arena.play import play_game
 from gamegpt.games.base import InvalidMove
 from gamegpt.games.tictactoe import TicTacToe
 from gamegpt.players.base import Noisy, Player, RandomPlayer
 from gamegpt.players.newell_simon import NewellSimonPlayer
-from gamegpt.players.spec import make_player, parse_spec
-from gamegpt.records import GameRecord, RecordWriter, read_records
+from gamegpt.arena.specs import PlayerSpec, make_player
+from gamegpt.arena.records import GameRecord, RecordWriter, read_records
 from gamegpt.selfplay.runner import run_selfplay
 
 
@@ -69,7 +69,7 @@ def test_arena_records_finished_games_and_adjudicates_max_plies() -> None:
 
 
 def test_player_specs() -> None:
-    assert parse_spec("NS:noise=0.25") == ("newell-simon", {"noise": "0.25"})
+    assert PlayerSpec.parse("NS:noise=0.25") == PlayerSpec("newell-simon", {"noise": "0.25"})
     noisy = make_player("newell-simon:noise=0.25", "tictactoe")
     assert isinstance(noisy, Noisy) and noisy.noise == 0.25
     for bad in ("stockfish-ish", "random:depth=3", "random:noise=2", "random:noise", "newell-simon:x"):

@@ -21,19 +21,14 @@ import torch
 from gamegpt.core.checkpoint import save_model
 from gamegpt.core.model import GPT, GPTConfig
 from gamegpt.engine.model_player import load_model_player
-from gamegpt.eval.puzzle_maker import MakerSettings, make_puzzles, progress_path
+from gamegpt.selfplay.puzzle_maker import MakerSettings, make_puzzles, progress_path
+from gamegpt.arena.puzzle_file import NO_HISTORY, Puzzle, PuzzleFileError, parse_puzzle, rating_bucket, read_puzzles
 from gamegpt.eval.puzzles import (
-    NO_HISTORY,
-    Puzzle,
-    PuzzleFileError,
     attempt_puzzle,
     evaluate_puzzles,
     format_puzzle_table,
-    parse_puzzle,
     random_baseline,
     random_solve_probability,
-    rating_bucket,
-    read_puzzles,
     solve_puzzles,
 )
 from gamegpt.games.base import Game, InvalidMove

@@ -21,16 +21,16 @@ import chess.pgn
 import pytest
 
 from gamegpt.errors import EngineError, PlayerSpecError, RecordsError, UserError
-from gamegpt.eval.arena import derive_seed, play_game
+from gamegpt.arena.play import derive_seed, play_game
 from gamegpt.games.base import InvalidMove
 from gamegpt.games.chess import ChessGame
 from gamegpt.players import uci as uci_module
 from gamegpt.players.base import Noisy
-from gamegpt.players.spec import make_player
+from gamegpt.arena.specs import make_player
 from gamegpt.players.stockfish import StockfishPlayer
 from gamegpt.players.uci import UciEngine, UciPlayer, find_stockfish
-from gamegpt.records import GameRecord, iter_records, read_records
-from gamegpt.selfplay.pgn_export import export_pgn
+from gamegpt.arena.records import GameRecord, iter_records, read_records
+from gamegpt.arena.pgn_export import export_pgn
 from gamegpt.selfplay.runner import run_selfplay
 from processes import children_of, wait_gone
 
@@ -61,9 +61,8 @@ for line in sys.stdin:
 
 
 def command_line(*args: str) -> list[str]:
-    """The chess self-play command as a user runs it (gamegpt/cli.py registers it as `selfplay chess`)."""
-    return [sys.executable, "-c", "from gamegpt.selfplay.chess_command import selfplay_chess; selfplay_chess()",
-            *args]
+    """The chess self-play command as a user runs it."""
+    return [sys.executable, "-m", "gamegpt.cli", "selfplay", "chess", *args]
 
 
 def run_command(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:

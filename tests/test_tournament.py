@@ -24,7 +24,7 @@ import chess.pgn
 import pytest
 
 from gamegpt.errors import EngineError, UserError
-from gamegpt.eval.arena import TimeControl, play_game
+from gamegpt.arena.play import TimeControl, play_game
 from gamegpt.eval.openings import START_POSITION, Opening, load_openings
 from gamegpt.eval.tournament import (
     LADDERS,
@@ -41,7 +41,7 @@ from gamegpt.games.base import Game
 from gamegpt.games.chess import ChessGame
 from gamegpt.players.base import Noisy, Player, RandomPlayer
 from gamegpt.players.uci import UciPlayer, find_stockfish
-from gamegpt.records import iter_records, read_records
+from gamegpt.arena.records import iter_records, read_records
 from gamegpt.shared_data import shared_data_dir
 from processes import children_of, wait_gone
 
@@ -246,7 +246,7 @@ def test_an_engine_that_crashes_mid_game_loses_it_and_the_tournament_goes_on(tmp
 
 
 def test_stockfish_plays_on_a_clock_without_flagging() -> None:
-    from gamegpt.players.spec import make_player
+    from gamegpt.arena.specs import make_player
 
     stockfish = make_player("stockfish:elo=1350", "chess")
     try:

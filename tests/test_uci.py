@@ -22,6 +22,7 @@ import torch
 from gamegpt.core.model import GPT, GPTConfig
 from gamegpt.engine.evaluation import score_after, static_evaluation
 from gamegpt.engine.model_player import ModelPlayer, fit_context, load_model_player
+from gamegpt.engine.settings import DecodingSettings
 from gamegpt.engine.uci import Options, UciEngine, parse_go, think_time
 from gamegpt.games.base import InvalidMove
 from gamegpt.games.chess import ChessGame
@@ -358,7 +359,7 @@ def test_long_game_cost_per_move_stays_bounded(tmp_path: Path) -> None:
     on average far less, because the cut moves only every half context."""
     torch.manual_seed(1)
     model = GPT(GPTConfig(vocab_size=32, block_size=128, n_layer=1, n_head=2, n_embd=32))
-    player = ModelPlayer(model, PgnCharCodec(), temperature=1.0, policy="mask")
+    player = ModelPlayer(model, PgnCharCodec(), settings=DecodingSettings(temperature=1.0, policy="mask"))
     game = ChessGame()
     per_move = []
     codec = PgnCharCodec()

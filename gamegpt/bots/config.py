@@ -18,7 +18,7 @@ from typing import Any, Union
 
 import yaml
 
-from gamegpt.engine.policies import POLICIES
+from gamegpt.engine.settings import DEFAULTS, DecodingSettings
 from gamegpt.errors import ConfigError
 
 TOKEN_ENV = "LICHESS_BOT_TOKEN"
@@ -33,17 +33,28 @@ DRAW_POLICIES = ("decline", "accept", "accept_when_behind")
 
 @dataclass
 class EngineSettings:
-    """How the model plays: which model, its decoding, and how it spends the clock."""
+    """How the model plays: which model, its decoding (the keys and defaults of
+    `gamegpt.engine.settings.DecodingSettings`; an illegal `raw`/`retry` sample falls back to masked
+    decoding), and how it spends the clock."""
 
     model: str = "chessgpt"
-    policy: str = "mask"
-    temperature: float = 0.001
-    top_k: int = 0
-    seed: int = 0
-    threads: int = 1
-    move_overhead_ms: int = 300
+    policy: str = DEFAULTS.policy
+    temperature: float = DEFAULTS.temperature
+    top_k: int = DEFAULTS.top_k
+    seed: int = DEFAULTS.seed
+    threads: int = DEFAULTS.threads
+    move_overhead_ms: int = DEFAULTS.move_overhead_ms
     first_move_seconds: float = 5.0
     correspondence_move_seconds: float = 20.0
+
+    @property
+    def decoding(self) -> DecodingSettings:
+        """The decoding settings of this section (ConfigError naming the bad key)."""
+        try:
+            return DecodingSettings(policy=self.policy, temperature=self.temperature, top_k=self.top_k,
+                                    seed=self.seed, threads=self.threads, move_overhead_ms=self.move_overhead_ms)
+        except ConfigError as exc:
+            raise ConfigError(f"engine.{exc}") from None
 
 
 @dataclass
@@ -110,12 +121,7 @@ class BotConfig:
         if not self.url.startswith(("http://", "https://")):
             raise ConfigError(f"url must start with http:// or https://, got {self.url!r}")
         e, c, g, n = self.engine, self.challenge, self.games, self.network
-        _choice("engine.policy", e.policy, POLICIES)
-        _at_least("engine.temperature", e.temperature, 0)
-        _at_least("engine.top_k", e.top_k, 0)
-        _at_least("engine.seed", e.seed, 0)
-        _at_least("engine.threads", e.threads, 1)
-        _at_least("engine.move_overhead_ms", e.move_overhead_ms, 0)
+        e.decoding  # noqa: B018 - builds (and so checks) the decoding settings
         _positive("engine.first_move_seconds", e.first_move_seconds)
         _positive("engine.correspondence_move_seconds", e.correspondence_move_seconds)
         for variant in c.variants:

@@ -100,8 +100,7 @@ def model_engine_factory(settings: EngineSettings) -> Callable[[str], GameEngine
     from gamegpt.engine.model_player import load_model_player
 
     def make(game_id: str) -> GameEngine:
-        player = load_model_player(settings.model, "chess", temperature=settings.temperature,
-                                   policy=settings.policy, top_k=settings.top_k or None)
+        player = load_model_player(settings.model, "chess", settings=settings.decoding)
         return GameEngine(player, settings, name=f"game-{game_id}")
 
     make("check")  # loads (and caches) the weights now, so a bad model path fails at start

@@ -20,7 +20,6 @@ from gamegpt.games.chess import ChessGame
 if TYPE_CHECKING:
     from gamegpt.engine.model_player import ModelPlayer
 
-FALLBACKS = ("mask", "random")
 MOVES_TO_GO = 30
 """Moves assumed left in the game when the clock does not say (`movestogo`)."""
 

@@ -1,6 +1,6 @@
 """The model as a player: reads the game as tokens and samples its next move.
 
-Decoding policies:
+Decoding follows a `DecodingSettings` (`gamegpt.engine.settings`: one default and one check per setting):
   * `raw`   — the first sampled move, legal or not; an illegal or unreadable sample is returned as an
     `InvalidMove` (the arena scores it as illegal). For measuring legality.
   * `retry` — Karvonen's evaluation rule: up to 5 samples at temperatures 0.001, 0.2, 0.4, 0.5, 0.5 (the
@@ -8,7 +8,7 @@ Decoding policies:
   * `mask`  — constrained decoding: only tokens that continue some legal move can be sampled, so every
     move is legal in one pass.
 
-Temperature 0 takes the most likely token (argmax); `top_k` keeps the k most likely tokens.
+Temperature 0 takes the most likely token (argmax); `top_k` keeps the k most likely tokens (0: all).
 
 Incremental inference: the KV cache of the longest common prefix with the previous call is kept, so a
 game's moves cost what is new only. A game longer than the model's context is cut deliberately (see
@@ -31,12 +31,11 @@ import torch
 from gamegpt.core.checkpoint import load_model
 from gamegpt.core.foreign import find_nanogpt_checkpoint, load_nanogpt_checkpoint
 from gamegpt.core.model import GPT
-from gamegpt.engine.policies import POLICIES, RETRY_TEMPERATURES
-from gamegpt.errors import PlayerSpecError, UserError
+from gamegpt.engine.settings import RETRY_TEMPERATURES, DecodingSettings
+from gamegpt.errors import UserError
 from gamegpt.games import codec_from_spec
 from gamegpt.games.base import Codec, Game, InvalidMove
 from gamegpt.players.base import Player
-from gamegpt.players.spec import option
 
 
 MODELS_DIR = Path(os.environ.get("GAMEGPT_MODELS", Path(__file__).resolve().parents[2] / "models"))
@@ -67,12 +66,12 @@ def _load(path: str, device: str) -> tuple[GPT, Codec, dict[str, Any]]:
     return model, codec_from_spec(codec_spec), meta
 
 
-def sample_token(logits: torch.Tensor, temperature: float, top_k: int | None, generator: torch.Generator) -> int:
-    """One token from 1-D logits (already masked with -inf where forbidden)."""
+def sample_token(logits: torch.Tensor, temperature: float, top_k: int, generator: torch.Generator) -> int:
+    """One token from 1-D logits (already masked with -inf where forbidden); `top_k` 0 keeps all."""
     if temperature <= 0:
         return int(torch.argmax(logits))
     logits = logits.float() / temperature
-    if top_k is not None and top_k < logits.numel():
+    if 0 < top_k < logits.numel():
         threshold = torch.topk(logits, top_k).values[-1]
         logits = logits.masked_fill(logits < threshold, float("-inf"))
     probs = torch.softmax(logits - logits.max(), dim=-1)
@@ -80,29 +79,16 @@ def sample_token(logits: torch.Tensor, temperature: float, top_k: int | None, ge
 
 
 class ModelPlayer(Player):
-    """A trained model playing one side; see the module docstring for the policies."""
+    """A trained model playing one side, decoding by `settings` (its policy, temperature and top_k; see
+    the module docstring)."""
 
-    def __init__(
-        self,
-        model: GPT,
-        codec: Codec,
-        *,
-        temperature: float = 1.0,
-        policy: str = "mask",
-        top_k: int | None = None,
-        label: str = "model",
-    ) -> None:
-        if policy not in POLICIES:
-            raise UserError(f"unknown policy {policy!r}; choose one of {', '.join(POLICIES)}")
-        if temperature < 0:
-            raise UserError(f"temperature must be >= 0, got {temperature}")
+    def __init__(self, model: GPT, codec: Codec, *, settings: DecodingSettings = DecodingSettings(),
+                 label: str = "model") -> None:
         self.model = model
         self.codec = codec
-        self.temperature = temperature
-        self.policy = policy
-        self.top_k = top_k
+        self.settings = settings
         self.label = label
-        self.name = f"{label}@T={temperature:g}"
+        self.name = f"{label}@T={settings.temperature:g}"
         self.device = next(model.parameters()).device
         self.generator = torch.Generator().manual_seed(0)
         self._cache = model.new_cache(1)
@@ -115,12 +101,24 @@ class ModelPlayer(Player):
         self.tokens_read = 0
         """Tokens fed through the model so far: what is new since the cached prefix, so it shows the cost."""
 
+    @property
+    def policy(self) -> str:
+        return self.settings.policy
+
+    @property
+    def temperature(self) -> float:
+        return self.settings.temperature
+
+    @property
+    def top_k(self) -> int:
+        return self.settings.top_k
+
     def reset(self, seed: int) -> None:
         self.generator = torch.Generator().manual_seed(seed)
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "model": self.label, "temperature": self.temperature,
-                "policy": self.policy, "top_k": self.top_k}
+                "policy": self.policy, "top_k": self.top_k or None}
 
     @torch.no_grad()
     def next_token_logits(self, tokens: Sequence[int]) -> torch.Tensor:
@@ -211,25 +209,15 @@ def fit_context(tokens: list[int], room: int, header: int, starts: Sequence[int]
     return tokens[:header] + tokens[cut:]
 
 
-def load_model_player(path: str, game: str | None = None, *, device: str = "cpu", **options: Any) -> ModelPlayer:
-    """A ModelPlayer for a checkpoint path or shipped model name; checks that it plays `game`."""
+def load_model_player(path: str, game: str | None = None, *, device: str = "cpu", label: str | None = None,
+                      settings: DecodingSettings | None = None, **changes: Any) -> ModelPlayer:
+    """A ModelPlayer for a checkpoint path or shipped model name; checks that it plays `game`. It decodes
+    by `settings` (default: `DecodingSettings()`) with `changes` to its fields (`temperature=0.1`), checked
+    there (ConfigError for a bad value)."""
     resolved = resolve_model_path(path)
+    decoding = (settings or DecodingSettings()).replace(**changes)
     model, codec, _ = _load(str(resolved.resolve()), device)
     played = codec.new_game().name
     if game is not None and played != game:
         raise UserError(f"model {path} plays {played}, not {game}")
-    return ModelPlayer(model, codec, label=options.pop("label", resolved.name), **options)
-
-
-def model_player_from_options(game: str, options: dict[str, str]) -> ModelPlayer:
-    """Build from player-spec options: path (default: the shipped model of the game), temperature, policy,
-    top_k, device."""
-    options = dict(options)
-    path = options.pop("path", game)
-    temperature = option(options, "temperature", float, 1.0, "model")
-    policy = option(options, "policy", str, "mask", "model")
-    top_k = option(options, "top_k", int, None, "model")
-    device = option(options, "device", str, "cpu", "model")
-    if options:
-        raise PlayerSpecError(f"player 'model' has no option {', '.join(sorted(options))}")
-    return load_model_player(path, game, device=device, temperature=temperature, policy=policy, top_k=top_k)
+    return ModelPlayer(model, codec, settings=decoding, label=label or resolved.name)

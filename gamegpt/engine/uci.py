@@ -35,9 +35,10 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, TextIO
 import chess
 
 from gamegpt import __version__
-from gamegpt.engine.decide import FALLBACKS, clock_budget, model_move, position_seed
+from gamegpt.engine.decide import clock_budget, model_move, position_seed
 from gamegpt.engine.evaluation import score_after
-from gamegpt.engine.policies import POLICIES
+from gamegpt.engine.settings import DEFAULTS, FALLBACKS, POLICIES, DecodingSettings, check_setting
+from gamegpt.errors import ConfigError
 from gamegpt.games.chess import ChessGame
 
 if TYPE_CHECKING:
@@ -50,29 +51,39 @@ MIN_THINK_SECONDS = 0.005
 
 @dataclass
 class Options:
-    """The engine's UCI options (names as the GUI shows them)."""
+    """The engine's UCI options (names as the GUI shows them): the model, pondering, and the decoding
+    settings of `gamegpt.engine.settings` (their defaults and checks)."""
 
     model: str = "chessgpt"
-    policy: str = "mask"
-    fallback: str = "mask"
-    temperature: float = 0.001
-    top_k: int = 0
-    seed: int = 0
-    threads: int = 1
-    move_overhead_ms: int = 100
+    policy: str = DEFAULTS.policy
+    fallback: str = DEFAULTS.fallback
+    temperature: float = DEFAULTS.temperature
+    top_k: int = DEFAULTS.top_k
+    seed: int = DEFAULTS.seed
+    threads: int = DEFAULTS.threads
+    move_overhead_ms: int = DEFAULTS.move_overhead_ms
     ponder: bool = False
+
+    def decoding(self) -> DecodingSettings:
+        return DecodingSettings(policy=self.policy, temperature=self.temperature, top_k=self.top_k,
+                                fallback=self.fallback, seed=self.seed, threads=self.threads,
+                                move_overhead_ms=self.move_overhead_ms)
+
+
+def _combo(default: str, choices: tuple[str, ...]) -> str:
+    return f"type combo default {default} " + " ".join(f"var {choice}" for choice in choices)
 
 
 UCI_OPTIONS = (
     # (name, uci declaration, attribute, parser)
     ("Model", "type string default chessgpt", "model", str),
-    ("Policy", "type combo default mask " + " ".join(f"var {p}" for p in POLICIES), "policy", str),
-    ("Fallback", "type combo default mask " + " ".join(f"var {f}" for f in FALLBACKS), "fallback", str),
-    ("Temperature", "type string default 0.001", "temperature", float),
-    ("TopK", "type spin default 0 min 0 max 4096", "top_k", int),
-    ("Seed", "type spin default 0 min 0 max 2147483647", "seed", int),
-    ("Threads", f"type spin default 1 min 1 max {max(1, os.cpu_count() or 1)}", "threads", int),
-    ("Move Overhead", "type spin default 100 min 0 max 5000", "move_overhead_ms", int),
+    ("Policy", _combo(DEFAULTS.policy, POLICIES), "policy", str),
+    ("Fallback", _combo(DEFAULTS.fallback, FALLBACKS), "fallback", str),
+    ("Temperature", f"type string default {DEFAULTS.temperature:g}", "temperature", float),
+    ("TopK", f"type spin default {DEFAULTS.top_k} min 0 max 4096", "top_k", int),
+    ("Seed", f"type spin default {DEFAULTS.seed} min 0 max 2147483647", "seed", int),
+    ("Threads", f"type spin default {DEFAULTS.threads} min 1 max {max(1, os.cpu_count() or 1)}", "threads", int),
+    ("Move Overhead", f"type spin default {DEFAULTS.move_overhead_ms} min 0 max 5000", "move_overhead_ms", int),
     ("Ponder", "type check default false", "ponder", lambda v: v.lower() == "true"),
 )
 
@@ -307,18 +318,13 @@ class UciEngine:
 
     @staticmethod
     def _check_option(attribute: str, value: Any) -> None:
-        if attribute == "policy" and value not in POLICIES:
-            raise ValueError(f"choose one of {', '.join(POLICIES)}")
-        if attribute == "fallback" and value not in FALLBACKS:
-            raise ValueError(f"choose one of {', '.join(FALLBACKS)}")
-        if attribute == "temperature" and not 0 <= value < float("inf"):
-            raise ValueError("temperature must be a number >= 0")
-        if attribute in ("top_k", "seed", "move_overhead_ms") and value < 0:
-            raise ValueError("must be >= 0")
-        if attribute == "threads" and value < 1:
-            raise ValueError("must be >= 1")
         if attribute == "model" and not value:
             raise ValueError("empty model name")
+        if attribute not in ("model", "ponder"):
+            try:
+                check_setting(attribute, value)
+            except ConfigError as exc:
+                raise ValueError(str(exc)) from None
 
     def _ucinewgame(self, args: list[str]) -> None:
         self._finish_search(stop=True)
@@ -387,8 +393,7 @@ class UciEngine:
                 from gamegpt.engine.model_player import load_model_player  # torch loads here, not at `uci`
 
                 torch.set_num_threads(o.threads)
-                self._player = load_model_player(o.model, "chess", temperature=o.temperature, policy=o.policy,
-                                            top_k=o.top_k or None)
+                self._player = load_model_player(o.model, "chess", settings=o.decoding())
             except Exception as exc:  # UserError for bad paths/files; anything else is reported the same way
                 self._load_error = f"cannot load model {o.model!r}: {exc}"
                 self.info_string(self._load_error + "; playing random legal moves")

@@ -374,7 +374,7 @@ class _Problem:
 def write_elo(fit: EloFit, out_dir: str | Path, *, stem: str = "ratings", title: str | None = None) -> list[Path]:
     """Write `<stem>.txt` (the table), `<stem>.json` and `<stem>.png` into `out_dir`, atomically; returns
     the paths."""
-    from gamegpt.runs import write_json_atomic, write_text_atomic
+    from gamegpt.arena.runs import write_json_atomic, write_text_atomic
 
     out = Path(out_dir)
     text_path, json_path, png_path = out / f"{stem}.txt", out / f"{stem}.json", out / f"{stem}.png"

@@ -15,10 +15,10 @@ from tqdm import tqdm
 
 from gamegpt.engine.model_player import ModelPlayer
 from gamegpt.errors import RecordsError
-from gamegpt.eval.arena import derive_seed
+from gamegpt.arena.play import derive_seed
 from gamegpt.eval.plots import pyplot, save_figure
 from gamegpt.games.base import IllegalMoveError, InvalidMove
-from gamegpt.records import GameRecord
+from gamegpt.arena.records import GameRecord
 
 DEFAULT_MOVE_NUMBERS = (1, 2, 10, 20, 40, 50, 60)
 

@@ -23,6 +23,7 @@ import chess.pgn
 
 from gamegpt.errors import UserError
 from gamegpt.games.chess import ChessGame
+from gamegpt.shared_data import shared_file
 
 ORDERS = ("random", "sequential")
 _MOVE_NUMBER = re.compile(r"^\d+\.+(.*)$")
@@ -67,6 +68,12 @@ class Opening:
 
 
 START_POSITION = Opening("start position")
+
+
+def default_book() -> str | None:
+    """openings/2moves_v2.pgn of the shared data (`gamegpt.shared_data`), if it is there."""
+    book = shared_file("openings", "2moves_v2.pgn")
+    return str(book) if book else None
 
 
 def load_openings(path: str | Path, *, count: int | None = None, seed: int = 0, order: str = "random",

@@ -10,12 +10,12 @@ from typing import Any, Iterable, Mapping
 
 from tqdm import tqdm
 
-from gamegpt.eval.arena import derive_seed, play_games
+from gamegpt.arena.play import derive_seed, play_games
 from gamegpt.eval.plots import pyplot, save_figure
 from gamegpt.games.tictactoe import TicTacToe
 from gamegpt.players.base import Player, RandomPlayer
 from gamegpt.players.newell_simon import NewellSimonPlayer
-from gamegpt.records import GameRecord
+from gamegpt.arena.records import GameRecord
 
 SIDES = {"x": 0, "o": 1}
 

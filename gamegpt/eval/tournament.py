@@ -8,7 +8,7 @@
                             limits=Limits(nodes=1000), out_dir="results/tournament", workers=2)
     print(result.ratings.table())   # also in results/tournament/ratings.txt, .json, .png
 
-Entrants are `[NAME=]SPEC` texts (see `gamegpt.players.spec`); without a name, the spec is the name (with
+Entrants are `[NAME=]SPEC` texts (see `gamegpt.arena.specs`); without a name, the spec is the name (with
 `path=`/`cmd=` values cut to their last path component).
 
 Pairings. Round robin: every entrant plays every other. Gauntlet: each subject plays every other entrant
@@ -50,13 +50,13 @@ import chess.pgn
 from tqdm import tqdm
 
 from gamegpt.errors import PlayerSpecError, UserError
-from gamegpt.eval.arena import TimeControl, derive_seed, play_game
+from gamegpt.arena.play import TimeControl, derive_seed, play_game
 from gamegpt.eval.elo import EloFit, fit_elo, write_elo
 from gamegpt.eval.openings import START_POSITION, Opening
 from gamegpt.players.base import Player
-from gamegpt.players.spec import make_player, parse_spec
-from gamegpt.records import GameRecord, RecordWriter, iter_records
-from gamegpt.runs import check_settings, indexed_records, write_json_atomic, write_text_atomic
+from gamegpt.arena.specs import PlayerSpec, make_player
+from gamegpt.arena.records import GameRecord, RecordWriter, iter_records
+from gamegpt.arena.runs import check_settings, indexed_records, write_json_atomic, write_text_atomic
 
 MODES = ("round-robin", "gauntlet")
 DEFAULT_ANCHOR_ELO = 1350
@@ -107,14 +107,11 @@ class Limits:
 
     def apply(self, spec: str) -> str:
         """`spec` with the tournament's nodes/movetime added when it is an engine spec that states no limit."""
-        name, options = parse_spec(spec)
-        if name not in ENGINE_PLAYERS or any(key in options for key in LIMIT_KEYS):
+        parsed = PlayerSpec.parse(spec)
+        if parsed.name not in ENGINE_PLAYERS or any(key in parsed.options for key in LIMIT_KEYS):
             return spec
-        extra = [f"{key}={value}" for key, value in (("nodes", self.nodes), ("movetime", self.movetime))
-                 if value is not None]
-        if not extra:
-            return spec
-        return spec + ("," if ":" in spec else ":") + ",".join(extra)
+        extra = {key: value for key, value in (("nodes", self.nodes), ("movetime", self.movetime)) if value is not None}
+        return str(parsed.with_options(**extra)) if extra else spec
 
     def to_dict(self) -> dict[str, Any]:
         return {"time_control": None if self.time_control is None else str(self.time_control),
@@ -152,13 +149,13 @@ class TournamentResult:
 def default_name(spec: str) -> str:
     """The name an entrant gets from its spec: the spec, with `path=`/`cmd=` values cut to their last
     path component (`model:path=runs/x/model,temperature=0.1` → `model:path=model,temperature=0.1`)."""
-    name, options = parse_spec(spec)
+    parsed = PlayerSpec.parse(spec)
     parts = []
-    for key, value in options.items():
+    for key, value in parsed.options.items():
         if key in ("path", "cmd"):
             value = Path(value.split()[0] if value.split() else value).name or value
         parts.append(f"{key}={value}")
-    return f"{name}:{','.join(parts)}" if parts else name
+    return f"{parsed.name}:{','.join(parts)}" if parts else parsed.name
 
 
 def parse_entrant(text: str | Entrant) -> Entrant:
@@ -187,8 +184,9 @@ def ladder_entrants(name: str) -> list[Entrant]:
 
 def stockfish_elo(spec: str) -> int | None:
     """The UCI_Elo of a noiseless `stockfish:elo=E` spec, else None."""
-    name, options = parse_spec(spec)
-    if name != "stockfish" or "elo" not in options:
+    parsed = PlayerSpec.parse(spec)
+    options = parsed.options
+    if parsed.name != "stockfish" or "elo" not in options:
         return None
     try:
         if float(options.get("noise", "0")) != 0:
@@ -264,7 +262,7 @@ class _TournamentJob:
     torch_threads: int | None
 
     def open(self) -> "OrderedDict[str, Player]":
-        if self.torch_threads and any(parse_spec(spec)[0] == "model" for _, spec in self.specs):
+        if self.torch_threads and any(PlayerSpec.parse(spec).name == "model" for _, spec in self.specs):
             import torch
 
             torch.set_num_threads(self.torch_threads)
@@ -516,7 +514,7 @@ def format_standings(rows: Sequence[dict[str, Any]]) -> str:
 def _export_pgn(records_path: Path, pgn_path: Path, created: str, event: str, specs: dict[str, str]) -> None:
     """Rebuild games.pgn with the tournament's headers: Event, White/Black (entrant names) and their specs,
     Opening/ECO, TimeControl, Termination; a comment marks where the book ends."""
-    from gamegpt.selfplay.pgn_export import export_pgn
+    from gamegpt.arena.pgn_export import export_pgn
 
     def edit(record: GameRecord, game: chess.pgn.Game) -> None:
         headers = game.headers

@@ -107,27 +107,3 @@ def parse_skill(text: str) -> int | tuple[int, int]:
     if sep:
         return int(low), int(high)
     return int(text)
-
-
-def stockfish_from_options(game: str, options: dict[str, str]) -> StockfishPlayer:
-    """Build from spec options: skill (N or LOW-HIGH), elo, nodes, depth, movetime, threads, hash, path,
-    timeout (seconds to wait for a move before giving up)."""
-    from gamegpt.players.spec import option
-
-    if game != "chess":
-        raise PlayerSpecError(f"player 'stockfish' plays chess, not {game}")
-    options = dict(options)
-    kwargs: dict[str, Any] = {
-        "skill": option(options, "skill", parse_skill, None, "stockfish"),
-        "elo": option(options, "elo", int, None, "stockfish"),
-        "path": options.pop("path", None),
-        "timeout": option(options, "timeout", float, None, "stockfish"),
-    }
-    for key in ("nodes", "depth", "movetime", "threads", "hash"):
-        value = option(options, key, int, None, "stockfish")
-        if value is not None:
-            kwargs[key] = value
-    if options:
-        raise PlayerSpecError(f"player 'stockfish' has no option {', '.join(sorted(options))} "
-                              "(it has skill, elo, nodes, depth, movetime, threads, hash, path, timeout)")
-    return StockfishPlayer(**kwargs)

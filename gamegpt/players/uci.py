@@ -32,7 +32,7 @@ from gamegpt.games.base import Game, InvalidMove
 from gamegpt.games.chess import ChessGame
 from gamegpt.players.base import Clock, Player
 
-__all__ = ["BestMove", "EngineError", "UciEngine", "UciPlayer", "find_stockfish", "uci_player_from_options"]
+__all__ = ["BestMove", "EngineError", "UciEngine", "UciPlayer", "find_stockfish"]
 
 HANDSHAKE_TIMEOUT = 10.0  # seconds for `uciok`; GUIs give engines about as long
 READY_TIMEOUT = 30.0  # seconds for `readyok` (an engine may load its network here)
@@ -497,34 +497,3 @@ class UciPlayer(Player):
         if self.engine is not None and self.engine.id_name:
             description["engine"] = self.engine.id_name
         return description
-
-
-LIMIT_KEYS = ("nodes", "depth", "movetime")
-
-
-def uci_player_from_options(game: str, options: dict[str, str]) -> UciPlayer:
-    """Build from spec options: `cmd` (the engine command; no commas), `nodes`/`depth`/`movetime` (ms),
-    `timeout` (s), and `opt_<name>=<value>` for any engine option (underscores read as spaces:
-    `opt_skill_level=5`, `opt_hash=32`)."""
-    from gamegpt.players.spec import option
-
-    if game != "chess":
-        raise PlayerSpecError(f"player 'uci' plays chess, not {game}")
-    options = dict(options)
-    command = options.pop("cmd", None)
-    if not command:
-        raise PlayerSpecError("player 'uci' needs cmd=ENGINE (e.g. uci:cmd=/usr/games/stockfish,nodes=1000)")
-    limits = {key: option(options, key, _positive_int, None, "uci") for key in LIMIT_KEYS}
-    timeout = option(options, "timeout", float, None, "uci")
-    engine_options = {key[4:].replace("_", " "): options.pop(key) for key in list(options) if key.startswith("opt_")}
-    if options:
-        raise PlayerSpecError(f"player 'uci' has no option {', '.join(sorted(options))}")
-    limits = {k: v for k, v in limits.items() if v is not None}
-    return UciPlayer(command, options=engine_options, limits=limits or None, timeout=timeout)
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise ValueError(text)
-    return value

@@ -9,7 +9,7 @@ from gamegpt.core.data import write_shards
 from gamegpt.errors import RecordsError
 from gamegpt.games import DEFAULT_CODEC, codec_from_spec
 from gamegpt.games.base import Codec, IllegalMoveError
-from gamegpt.records import iter_records
+from gamegpt.arena.records import iter_records
 
 DEFAULT_BLOCK_LEN = {"tictactoe": 64}
 

@@ -21,12 +21,12 @@ from typing import Any, Iterator, Sequence
 from tqdm import tqdm
 
 from gamegpt.errors import UserError
-from gamegpt.eval.arena import derive_seed, play_game
+from gamegpt.arena.play import derive_seed, play_game
 from gamegpt.games import new_game
 from gamegpt.players.base import Player
-from gamegpt.players.spec import make_player
-from gamegpt.records import GameRecord, RecordWriter, iter_records
-from gamegpt.runs import check_settings, completed_indices, indexed_records, write_json_atomic
+from gamegpt.arena.specs import PlayerSpec, make_player
+from gamegpt.arena.records import GameRecord, RecordWriter, iter_records
+from gamegpt.arena.runs import check_settings, completed_indices, indexed_records, write_json_atomic
 
 __all__ = ["SelfplayResult", "run_selfplay", "summary_path_for", "write_enumeration", "write_json_atomic"]
 
@@ -50,7 +50,7 @@ def summary_path_for(records_path: Path) -> Path:
 
 def run_selfplay(
     game: str,
-    player_specs: Sequence[str],
+    player_specs: Sequence["str | PlayerSpec"],
     *,
     n_games: int,
     seed: int,
@@ -71,6 +71,7 @@ def run_selfplay(
         raise UserError(f"the worker count must be >= 1, got {workers}")
     if max_plies is not None and max_plies < 1:
         raise UserError(f"max plies must be >= 1, got {max_plies}")
+    player_specs = [str(spec) for spec in player_specs]  # text, as the summary keeps them
     records_path = Path(out)
     summary_path = summary_path_for(records_path)
     game_options = dict(game_options or {})
@@ -125,7 +126,7 @@ def _export_pgn(game: str, records_path: Path, *, must_succeed: bool) -> Path | 
     (the first error is the one to report)."""
     if game != "chess" or not records_path.exists():
         return None
-    from gamegpt.selfplay.pgn_export import export_pgn, pgn_path_for
+    from gamegpt.arena.pgn_export import export_pgn, pgn_path_for
 
     pgn_path = pgn_path_for(records_path)
     try:
@@ -162,7 +163,7 @@ class _Job:
 def _records(job: _Job, players: list[Player], pending: list[int],
              workers: int) -> AbstractContextManager[Iterator[GameRecord]]:
     """The records of the pending games as they finish: in this process with `players` (one worker), else
-    from `workers` processes (see `gamegpt.runs.indexed_records`)."""
+    from `workers` processes (see `gamegpt.arena.runs.indexed_records`)."""
     return indexed_records(job, pending, workers, label="self-play", local_state=players if workers == 1 else None)
 
 

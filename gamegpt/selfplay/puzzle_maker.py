@@ -49,10 +49,10 @@ import chess
 import chess.engine
 
 from gamegpt.errors import EngineError, RecordsError, UserError
-from gamegpt.eval.puzzles import HISTORY_COLUMN, LICHESS_COLUMNS
+from gamegpt.arena.puzzle_file import HISTORY_COLUMN, LICHESS_COLUMNS
 from gamegpt.players.uci import find_stockfish
-from gamegpt.records import GameRecord, iter_records
-from gamegpt.runs import write_text_atomic
+from gamegpt.arena.records import GameRecord, iter_records
+from gamegpt.arena.runs import write_text_atomic
 
 OUTPUT_COLUMNS = (*LICHESS_COLUMNS, HISTORY_COLUMN)
 MATE_SCORE = 100_000
@@ -229,7 +229,7 @@ def puzzles_in_game(analyser: Analyser, record: GameRecord, number: int, source:
 
 def _load_records(path: Path, scratch: Path) -> tuple[list[GameRecord], Counter[str]]:
     """Records of a JSONL file, or of a PGN file (imported; broken games and variants counted)."""
-    from gamegpt.selfplay.pgn_import import import_pgn
+    from gamegpt.arena.pgn_import import import_pgn
 
     if not path.is_file():
         raise RecordsError(f"games file not found: {path}")

@@ -25,7 +25,7 @@ from gamegpt.eval.plots import pyplot, save_figure
 from gamegpt.eval.tictactoe import SettingResult, evaluate, format_table
 from gamegpt.players.base import Noisy
 from gamegpt.players.newell_simon import NewellSimonPlayer
-from gamegpt.pipeline import train_model_on_records
+from gamegpt.experiments.pipeline import train_model_on_records
 from gamegpt.selfplay.runner import run_selfplay, write_json_atomic
 
 DEFAULT_NOISE = (0.0, 0.05, 0.5, 0.8)

@@ -16,7 +16,7 @@ from gamegpt.core.model import GPT, GPTConfig
 from gamegpt.core.train import TrainConfig
 from gamegpt.engine.model_player import load_model_player
 from gamegpt.eval.tictactoe import SettingResult, evaluate, format_table, plot_results
-from gamegpt.pipeline import train_model_on_records
+from gamegpt.experiments.pipeline import train_model_on_records
 from gamegpt.selfplay.runner import run_selfplay, write_json_atomic
 
 TICTACTOE_MATCHUPS = (
@@ -136,8 +136,8 @@ def chess_default(out_dir: str | Path, *, games: int = 8000, held_out_games: int
     and legal-move rates on held-out self-play games and on real games (`fischer_pgn`); the model card is
     written from those measurements. Optionally copied to `install_to` (e.g. models/chessgpt)."""
     from gamegpt.eval.legality import format_legality_table, legal_move_rate, plot_legality
-    from gamegpt.records import read_records
-    from gamegpt.selfplay.pgn_import import import_pgn
+    from gamegpt.arena.records import read_records
+    from gamegpt.arena.pgn_import import import_pgn
 
     out = Path(out_dir)
     records = out / "selfplay" / "train.jsonl"

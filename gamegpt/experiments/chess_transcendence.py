@@ -56,7 +56,7 @@ from gamegpt.core.checkpoint import read_checkpoint_config
 from gamegpt.core.train import TrainConfig
 from gamegpt.errors import UserError
 from gamegpt.eval.elo import EloFit, PlayerRating
-from gamegpt.eval.openings import START_POSITION, Opening, load_openings
+from gamegpt.eval.openings import START_POSITION, Opening, default_book, load_openings
 from gamegpt.eval.plots import pyplot, save_figure
 from gamegpt.eval.tournament import (
     Entrant,
@@ -68,10 +68,10 @@ from gamegpt.eval.tournament import (
     resolve_anchor,
     run_tournament,
 )
-from gamegpt.players.spec import parse_spec
-from gamegpt.records import read_records
-from gamegpt.runs import check_settings, write_json_atomic, write_text_atomic
-from gamegpt.pipeline import train_model_on_records
+from gamegpt.arena.specs import PlayerSpec
+from gamegpt.arena.records import read_records
+from gamegpt.arena.runs import check_settings, write_json_atomic, write_text_atomic
+from gamegpt.experiments.pipeline import train_model_on_records
 from gamegpt.selfplay.runner import run_selfplay
 
 DEFAULT_GENERATOR = "stockfish:skill=3,nodes=200,noise=0.3"
@@ -133,8 +133,6 @@ class ChessTranscendenceConfig:
             raise UserError(f"the worker count must be >= 1, got {self.workers}")
         if self.codec not in CODEC_BLOCK_LEN:
             raise UserError(f"unknown codec {self.codec!r}; choose one of {', '.join(CODEC_BLOCK_LEN)}")
-        if "," in self.out_dir:
-            raise UserError(f"the output directory may not contain a comma (it goes into a player spec): {self.out_dir}")
 
     def train_config(self) -> dict[str, Any]:
         """The training options (without the directories and the seed)."""
@@ -205,9 +203,7 @@ def with_noise_rate(spec: str, noise: float | None) -> str:
         return spec
     if not 0.0 <= noise <= 1.0:
         raise UserError(f"the noise rate must be in [0, 1], got {noise:g}")
-    name, options = parse_spec(spec)
-    options["noise"] = f"{noise:g}"
-    return f"{name}:" + ",".join(f"{key}={value}" for key, value in options.items())
+    return str(PlayerSpec.parse(spec).with_options(noise=noise))
 
 
 def model_name(temperature: float) -> str:
@@ -224,8 +220,6 @@ def ladder_of(ladder: str | Sequence[str]) -> list[Entrant]:
 
 
 def _openings(cfg: ChessTranscendenceConfig) -> list[Opening]:
-    from gamegpt.eval.tournament_command import default_book
-
     book = cfg.book if cfg.book is not None else default_book()
     if book is None or book.lower() == "none":
         return [START_POSITION]
@@ -270,7 +264,7 @@ def run_chess_transcendence(cfg: ChessTranscendenceConfig, *, progress: bool = T
         seconds["training"] = seconds.get("training", 0.0) + time.monotonic() - started
 
     started = time.monotonic()
-    models = [Entrant(model_name(t), f"model:path={model_dir},temperature={t:g},policy={cfg.policy}")
+    models = [Entrant(model_name(t), str(PlayerSpec("model", {"path": model_dir, "temperature": t, "policy": cfg.policy})))
               for t in cfg.temperatures]
     subjects = [*models, Entrant(GENERATOR_NAME, cfg.generator)]
     anchor, anchor_rating = resolve_anchor(rungs, None, None)

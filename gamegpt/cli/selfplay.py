@@ -1,8 +1,8 @@
-"""`gamegpt selfplay chess`: parallel, resumable chess self-play with Stockfish (or any player spec).
+"""`gamegpt selfplay`: arena runs whose game records become training data.
 
-Registered by gamegpt/cli.py as `selfplay.add_command(selfplay_chess, "chess")`; runs on its own too.
+`gamegpt selfplay chess`: parallel, resumable chess self-play with Stockfish (or any player spec).
 
-Defaults, and why: both sides are `stockfish:nodes=1000` (Skill Level 20, ~3 ms a move on one core, club
+Chess defaults, and why: both sides are `stockfish:nodes=1000` (Skill Level 20, ~3 ms a move on one core, club
 strength or better) with noise 0.05. A node limit makes Stockfish deterministic (Threads=1), so games are
 reproducible from --seed, and independent of machine speed and load; but two deterministic players would
 play the same game every time, so the variety comes from the seeded noise moves (~5 random moves in a
@@ -18,12 +18,50 @@ Skill Level 20 use Stockfish's clock-seeded random choice: those games are not r
 
 from __future__ import annotations
 
+import json
 import os
 
 import click
 
-from gamegpt.cliutil import Command, with_noise
+from gamegpt.arena.specs import with_noise
+from gamegpt.cli.common import Group, THREADS_HELP, set_threads
 from gamegpt.errors import UserError
+
+
+@click.group(cls=Group)
+def selfplay() -> None:
+    """Arena runs whose game records become training data."""
+
+
+@selfplay.command("tictactoe")
+@click.option("--x", "first", default="newell-simon", show_default=True, help="player spec for X (moves first)")
+@click.option("--o", "second", default="newell-simon", show_default=True, help="player spec for O")
+@click.option("--noise", type=float, default=None, help="noise rate for both sides (a spec's own noise= wins)")
+@click.option("--games", type=int, default=1000, show_default=True, help="total games wanted in --out")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False), required=True, help="records file (JSONL); re-running continues it")
+@click.option("--enumerate", "enumerate_", is_flag=True,
+              help="write every game where one side follows Newell–Simon and the other plays every legal move")
+@click.option("--threads", type=int, default=1, show_default=True, help=THREADS_HELP)
+def selfplay_tictactoe(first: str, second: str, noise: float | None, games: int, seed: int, out: str,
+                       enumerate_: bool, threads: int) -> None:
+    """Tic-tac-toe self-play. Player specs: newell-simon, random, human, model:path=P,temperature=T;
+    any spec takes noise=P (a random legal move with probability P)."""
+    from gamegpt.selfplay.runner import run_selfplay, write_enumeration
+
+    if enumerate_:
+        result = write_enumeration(out)
+        summary = json.loads(result.summary_path.read_text())
+        click.echo(f"{result.games_total} games in which at least one side follows the Newell–Simon rules "
+                   f"({summary['newell_simon_as_x']} with it as X, {summary['newell_simon_as_o']} as O); "
+                   f"results {result.results}")
+    else:
+        set_threads(threads)
+        specs = [with_noise(spec, noise) for spec in (first, second)]
+        result = run_selfplay("tictactoe", specs, n_games=games, seed=seed, out=out)
+        click.echo(f"{result.games_new} new games, {result.games_total} in all; results {result.results}")
+    click.echo(f"wrote {result.records_path} and {result.summary_path}")
+
 
 DEFAULT_SPEC = "stockfish:nodes=1000"
 DEFAULT_NOISE = 0.05
@@ -32,15 +70,7 @@ PRESETS: dict[str, tuple[str, str]] = {
 }
 
 
-def default_workers() -> int:
-    """The CPUs this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
-@click.command("chess", cls=Command, context_settings={"help_option_names": ["-h", "--help"]})
+@selfplay.command("chess")
 @click.option("--white", default=None, help=f"player spec for White  [default: {DEFAULT_SPEC}]")
 @click.option("--black", default=None, help=f"player spec for Black  [default: {DEFAULT_SPEC}]")
 @click.option("--noise", type=float, default=None,
@@ -67,6 +97,7 @@ def selfplay_chess(white: str | None, black: str | None, noise: float | None, pr
     probability P). Games end by the rules, by a claimable draw (50 moves, threefold repetition), or as a
     draw after --max-plies. Re-running the same command continues to --games without replaying a game."""
     from gamegpt.players.uci import STOCKFISH_ENV, find_stockfish
+    from gamegpt.arena.runs import default_workers
     from gamegpt.selfplay.runner import run_selfplay
 
     if preset is not None:

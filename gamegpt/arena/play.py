@@ -12,7 +12,7 @@ import numpy as np
 from gamegpt.errors import EngineError
 from gamegpt.games.base import Game, InvalidMove
 from gamegpt.players.base import Clock, Player
-from gamegpt.records import GameRecord
+from gamegpt.arena.records import GameRecord
 
 
 @dataclass(frozen=True)

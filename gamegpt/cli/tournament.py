@@ -1,8 +1,5 @@
 """`gamegpt tournament`: a chess tournament between player specs, with Elo ratings (see
-`gamegpt.eval.tournament` for the schedule, limits and adjudication, `gamegpt.eval.elo` for the ratings).
-
-Registered by gamegpt/cli.py with `main.add_command(tournament)`; runs on its own too.
-"""
+`gamegpt.eval.tournament` for the schedule, limits and adjudication, `gamegpt.eval.elo` for the ratings)."""
 
 from __future__ import annotations
 
@@ -11,14 +8,8 @@ from typing import Sequence
 
 import click
 
-from gamegpt.cliutil import Command
+from gamegpt.cli.common import Command
 from gamegpt.errors import UserError
-from gamegpt.shared_data import shared_file
-
-def default_book() -> str | None:
-    """openings/2moves_v2.pgn of the shared data (`gamegpt.shared_data`), if it is there."""
-    book = shared_file("openings", "2moves_v2.pgn")
-    return str(book) if book else None
 
 
 @click.command("tournament", cls=Command, context_settings={"help_option_names": ["-h", "--help"]})
@@ -67,11 +58,11 @@ def tournament(players: Sequence[str], opponents: Sequence[str], ladder: str | N
     with NAME=SPEC. Every pairing plays every opening with both colours; games end by the rules, by a
     claimable draw (threefold repetition, 50 moves), a fallen flag (--tc), an illegal move, or as a draw
     after --max-plies. Writes games.jsonl, games.pgn, tournament.json, standings.txt and ratings.txt/json/png."""
-    from gamegpt.eval.arena import TimeControl
-    from gamegpt.eval.openings import START_POSITION, load_openings
+    from gamegpt.arena.play import TimeControl
+    from gamegpt.eval.openings import START_POSITION, default_book, load_openings
     from gamegpt.eval.tournament import Limits, format_standings, ladder_entrants, parse_entrant, run_tournament
     from gamegpt.players.uci import STOCKFISH_ENV, find_stockfish
-    from gamegpt.selfplay.chess_command import default_workers
+    from gamegpt.arena.runs import default_workers
 
     if not 0.0 < confidence < 1.0:
         raise UserError(f"--confidence must be between 0 and 1, got {confidence:g}")

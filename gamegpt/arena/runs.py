@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Protocol, Sequence
 
 from gamegpt.errors import UserError
-from gamegpt.records import GameRecord
+from gamegpt.arena.records import GameRecord
 
 
 class IndexedGames(Protocol):
@@ -42,6 +42,14 @@ class IndexedGames(Protocol):
 
     def close(self, state: Any) -> None:
         """Release the state (close engine processes)."""
+
+
+def default_workers() -> int:
+    """The CPUs this process may run on: the default number of worker processes."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

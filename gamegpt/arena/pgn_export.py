@@ -17,7 +17,7 @@ import chess
 import chess.pgn
 
 from gamegpt.errors import RecordsError
-from gamegpt.records import GameRecord, iter_records
+from gamegpt.arena.records import GameRecord, iter_records
 
 UNKNOWN_DATE = "????.??.??"
 

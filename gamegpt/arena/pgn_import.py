@@ -17,7 +17,7 @@ import chess.pgn
 
 from gamegpt.errors import RecordsError
 from gamegpt.games.chess import ChessGame
-from gamegpt.records import RESULTS, GameRecord, RecordWriter
+from gamegpt.arena.records import RESULTS, GameRecord, RecordWriter
 
 STANDARD_VARIANTS = {"", "standard", "chess", "from position", "from_position"}
 

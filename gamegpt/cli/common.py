@@ -1,0 +1,73 @@
+"""Pieces shared by the click commands: user errors as one line and exit code 2, option parsing, threads."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Sequence
+
+import click
+
+from gamegpt.errors import UserError
+
+
+class _UserErrorsExit2:
+    """Turns a UserError into `error: <message>` on stderr and exit code 2, Ctrl-C into exit code 130."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)  # type: ignore[misc]
+        except UserError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(2)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(130)
+
+
+class Group(_UserErrorsExit2, click.Group):
+    """A click group whose commands report user errors in one line (exit code 2)."""
+
+
+class Command(_UserErrorsExit2, click.Command):
+    """A click command that reports user errors in one line (exit code 2), also when run on its own."""
+
+
+THREADS_HELP = "torch CPU threads (1 is fastest for play and evaluation of small models)"
+
+
+def floats(text: str) -> list[float]:
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def set_threads(threads: int | None) -> None:
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
+    import yaml
+
+    parsed: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"--set {item!r}: expected KEY=VALUE")
+        parsed[key.strip()] = yaml.safe_load(value)
+    return parsed
+
+
+def exit_now(code: int) -> None:
+    """Flush and end the process without interpreter shutdown, which can abort on a daemon thread still
+    inside torch (an abandoned decoding), as `gamegpt uci` showed."""
+    import logging
+    import os
+
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -1,0 +1,47 @@
+"""`gamegpt data`: game records → token shards, and PGN files → game records."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import click
+
+from gamegpt.cli.common import Group
+
+
+@click.group(cls=Group)
+def data() -> None:
+    """Game records → token shards."""
+
+
+@data.command("shards")
+@click.argument("records", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--out", type=click.Path(file_okay=False), required=True, help="shard directory to create")
+@click.option("--game", default="tictactoe", show_default=True)
+@click.option("--codec", default=None, help="codec name (default: the game's)")
+@click.option("--block-len", type=int, default=None, help="tokens per block (default: 64 tic-tac-toe, 1024 chess)")
+@click.option("--val-fraction", type=float, default=0.05, show_default=True, help="share of games held out")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--overwrite", is_flag=True, help="replace --out if it exists")
+def data_shards(records: Sequence[str], out: str, game: str, codec: str | None, block_len: int | None,
+                val_fraction: float, seed: int, overwrite: bool) -> None:
+    """Encode game records with a codec and pack them into train/val token shards."""
+    from gamegpt.selfplay.dataset import records_to_shards
+
+    meta = records_to_shards(list(records), out, game=game, codec_name=codec, block_len=block_len,
+                             val_fraction=val_fraction, seed=seed, overwrite=overwrite)
+    click.echo(f"{meta['n_games']['train']} train / {meta['n_games']['val']} val games, "
+               f"{meta['n_blocks']['train']} / {meta['n_blocks']['val']} blocks of {meta['block_len']} tokens")
+    click.echo(f"wrote {out}")
+
+
+@data.command("import-pgn")
+@click.argument("pgn_files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--out", type=click.Path(dir_okay=False), required=True, help="records file (JSONL) to write")
+def data_import_pgn(pgn_files: Sequence[str], out: str) -> None:
+    """Turn PGN files into chess game records; variants and broken games are skipped and counted."""
+    from gamegpt.arena.pgn_import import import_pgn
+
+    report = import_pgn(list(pgn_files), out)
+    click.echo(report.describe())
+    click.echo(f"wrote {out}")
