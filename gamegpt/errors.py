@@ -1,5 +1,7 @@
 """Exception types. A `UserError` is something the user can fix (bad path, bad file, bad option):
-the CLI prints its message on one line and exits with code 2. Anything else is a bug and raises."""
+the CLI prints its message on one line and exits with code 2. An `EngineError` that is not a user error (an
+engine that crashed, hung or broke the protocol) prints one line and exits with code 1. Anything else is a
+bug and raises."""
 
 
 class UserError(Exception):
@@ -22,5 +24,10 @@ class PlayerSpecError(UserError):
     """A player spec names an unknown player or gives it a bad option."""
 
 
-class EngineError(UserError):
-    """A UCI engine is missing, died, timed out, or answered something unusable."""
+class EngineError(Exception):
+    """A UCI engine died, timed out, or answered something unusable: the engine's failure, not the user's."""
+
+
+class EngineSetupError(EngineError, UserError):
+    """A UCI engine cannot be set up as asked: missing, not executable, not a UCI engine, or an option it
+    does not have or a value out of its range. The user can fix that."""

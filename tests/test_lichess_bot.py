@@ -25,7 +25,7 @@ import yaml
 
 from gamegpt.bots.challenges import decline_reason
 from gamegpt.bots.config import BotConfig, ChallengeRules, config_from_dict, load_config, resolve_token
-from gamegpt.bots.engine import GameEngine, model_engine_factory, move_budget
+from gamegpt.bots.moves import GameMoveChooser, model_move_choosers, move_budget
 from gamegpt.bots.lichess import BotError, LichessBot
 from gamegpt.bots.redact import RedactingFilter, redact, redacted_logging
 from gamegpt.errors import ConfigError
@@ -309,17 +309,17 @@ def test_a_failing_game_does_not_stop_the_others(untrained_chess_model: Path, tm
                                                  caplog: pytest.LogCaptureFixture) -> None:
     with FakeLichess(TOKEN) as fake:
         config = make_config(fake, tmp_path, untrained_chess_model)
-        real = model_engine_factory(config.engine)
+        real = model_move_choosers(config.engine)
         crash = fake.challenge("Crash", color="black", script=Script(resign_at_ply=20))  # the bot moves first
         broken = fake.challenge("Broken", script=Script(resign_at_ply=20))
         fine = fake.challenge("Fine", script=Script(resign_at_ply=20))
 
-        def engines(game_id: str) -> GameEngine:
+        def move_choosers(game_id: str) -> GameMoveChooser:
             if game_id == crash:
                 raise RuntimeError("engine factory bug")
-            return GameEngine(ExplodingPlayer(), config.engine) if game_id == broken else real(game_id)
+            return GameMoveChooser(ExplodingPlayer(), config.engine) if game_id == broken else real(game_id)
 
-        with running_bot(config, engines=engines) as bot:
+        with running_bot(config, move_choosers=move_choosers) as bot:
             wait_results(fake, bot, [broken, fine])
             later = fake.challenge("Later", script=Script(resign_at_ply=20))  # the bot still takes new games
             wait_results(fake, bot, [later])

@@ -34,7 +34,8 @@ from gamegpt.eval.puzzles import (
 from gamegpt.games.base import Game, InvalidMove
 from gamegpt.games.chess_codecs import MoveTokenCodec, PgnCharCodec
 from gamegpt.players.base import Player
-from gamegpt.players.uci import UciEngine, find_stockfish
+from gamegpt.players.limits import SearchLimits
+from gamegpt.players.uci import UciEngineProcess, find_stockfish
 from gamegpt.shared_data import shared_data_dir
 
 DATA = shared_data_dir()
@@ -266,7 +267,7 @@ def test_puzzles_make_cuts_puzzles_stockfish_confirms(tmp_path: Path) -> None:
 
     puzzle_set = read_puzzles(out)  # parsing checks that each History reaches its FEN
     assert len(puzzle_set.puzzles) == 2 and not puzzle_set.malformed
-    with UciEngine([find_stockfish()]) as engine:
+    with UciEngineProcess([find_stockfish()]) as engine:
         engine.set_option("Threads", 1)
         for row, puzzle in zip(rows, puzzle_set.puzzles):
             assert puzzle.bucket == "unrated" and puzzle.history is not None
@@ -278,7 +279,7 @@ def test_puzzles_make_cuts_puzzles_stockfish_confirms(tmp_path: Path) -> None:
             engine.new_game()
             for index in range(1, len(puzzle.moves), 2):
                 engine.position(board.fen())
-                best = engine.go(nodes=40_000).move()
+                best = engine.go(SearchLimits(nodes=40_000)).move()
                 solution = puzzle.moves[index]
                 board.push(solution)
                 assert best == solution or board.is_checkmate(), (row["PuzzleId"], best, solution)

@@ -27,8 +27,9 @@ from gamegpt.games.chess import ChessGame
 from gamegpt.players import uci as uci_module
 from gamegpt.players.base import Noisy
 from gamegpt.arena.specs import make_player
+from gamegpt.players.limits import SearchLimits
 from gamegpt.players.stockfish import StockfishPlayer
-from gamegpt.players.uci import UciEngine, UciPlayer, find_stockfish
+from gamegpt.players.uci import UciEngineProcess, UciPlayer, find_stockfish
 from gamegpt.arena.records import GameRecord, iter_records, read_records
 from gamegpt.arena.pgn_export import export_pgn
 from gamegpt.selfplay.runner import run_selfplay
@@ -76,14 +77,14 @@ def games_of(path: Path) -> set[tuple[int, tuple[str, ...]]]:
 
 # --------------------------------------------------------------------------- the UCI client
 def test_uci_handshake_options_and_a_bestmove() -> None:
-    with UciEngine(STOCKFISH) as engine:
+    with UciEngineProcess(STOCKFISH) as engine:
         assert engine.id_name and engine.id_name.startswith("Stockfish")
         skill = engine.options["skill level"]
         assert (skill.type, skill.min, skill.max) == ("spin", 0, 20)
         engine.set_option("Hash", 8)
         engine.new_game()
         engine.position(moves=["e2e4", "e7e5"])
-        answer = engine.go(nodes=200)
+        answer = engine.go(SearchLimits(nodes=200))
         board = chess.Board()
         board.push_uci("e2e4")
         board.push_uci("e7e5")
@@ -95,7 +96,7 @@ def test_uci_handshake_options_and_a_bestmove() -> None:
         with pytest.raises(ValueError, match="bad FEN"):  # never reaches Stockfish, which crashes on it
             engine.position(fen="8/8/8/8/8/8/8/8 w - - 0 1")
         engine.position(fen="6k1/5ppp/8/8/8/8/8/R5K1 w - - 0 1")  # back-rank mate in one
-        mate = engine.go(depth=3)
+        mate = engine.go(SearchLimits(depth=3))
         assert mate.text == "a1a8" and " mate 1 " in mate.info
         engine.is_ready()
 
@@ -109,22 +110,22 @@ def test_uci_handshake_options_and_a_bestmove() -> None:
 def test_engines_that_hang_die_or_are_missing_give_engine_errors(command: list[str], message: str) -> None:
     start = time.monotonic()
     with pytest.raises(EngineError, match=message):
-        UciEngine(command, handshake_timeout=0.5)
+        UciEngineProcess(command, handshake_timeout=0.5)
     assert time.monotonic() - start < 5
 
 
 def test_a_search_past_its_timeout_or_a_killed_engine_give_engine_errors() -> None:
-    engine = UciEngine(STOCKFISH)
+    engine = UciEngineProcess(STOCKFISH)
     engine.position()
     start = time.monotonic()
     with pytest.raises(EngineError, match="did not answer 'go depth 60'"):
-        engine.go(depth=60, timeout=0.3)
+        engine.go(SearchLimits(depth=60), timeout=0.3)
     assert time.monotonic() - start < 5 and not engine.alive
-    engine = UciEngine(STOCKFISH)
+    engine = UciEngineProcess(STOCKFISH)
     os.kill(engine.pid, signal.SIGKILL)
     with pytest.raises(EngineError, match="exited with code -9"):
         engine.position()
-        engine.go(nodes=10)
+        engine.go(SearchLimits(nodes=10))
     engine.close()
 
 

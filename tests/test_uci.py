@@ -23,10 +23,11 @@ from gamegpt.core.model import GPT, GPTConfig
 from gamegpt.engine.evaluation import score_after, static_evaluation
 from gamegpt.engine.model_player import ModelPlayer, fit_context, load_model_player
 from gamegpt.engine.settings import DecodingSettings
-from gamegpt.engine.uci import Options, UciEngine, parse_go, think_time
+from gamegpt.engine.uci import Options, UciServer, think_time
 from gamegpt.games.base import InvalidMove
 from gamegpt.games.chess import ChessGame
 from gamegpt.games.chess_codecs import MoveTokenCodec, PgnCharCodec
+from gamegpt.players.limits import SearchLimits
 from gamegpt.players.stockfish import find_stockfish
 from gamegpt.shared_data import shared_data_dir
 
@@ -246,7 +247,7 @@ def test_end_of_input_ends_the_engine(untrained_chess_model: Path) -> None:
 
 def run_engine(options: Options, commands: list[str], wait: float = 0.0) -> list[str]:
     out = io.StringIO()
-    engine = UciEngine(out=out, options=options)
+    engine = UciServer(out=out, options=options)
     for command in commands:
         engine.handle(command)
         if command.startswith("go"):
@@ -310,15 +311,18 @@ def test_searchmoves_restricts_the_choice(untrained_chess_model: Path) -> None:
 
 
 def test_time_budget_and_go_parsing() -> None:
-    params = parse_go("wtime 60000 btime 1000 winc 1000 binc 0 movestogo 20".split())
-    assert (params.wtime, params.btime, params.winc, params.movestogo) == (60000, 1000, 1000, 20)
-    assert think_time(params, chess.WHITE, 100) == pytest.approx(60 / 20 + 0.75 - 0.1)
-    assert think_time(params, chess.BLACK, 100) == pytest.approx(0.005)  # never more than the clock allows
-    assert think_time(parse_go(["movetime", "500"]), chess.WHITE, 100) == pytest.approx(0.4)
-    assert think_time(parse_go(["infinite"]), chess.WHITE, 100) is None
-    assert think_time(parse_go(["depth", "5"]), chess.WHITE, 100) is None
-    odd = parse_go("wtime abc searchmoves e2e4 d2d4 btime 30".split())
-    assert odd.wtime is None and odd.searchmoves == ["e2e4", "d2d4"] and odd.btime == 30
+    words = "wtime 60000 btime 1000 winc 1000 binc 0 movestogo 20".split()
+    white, black = (SearchLimits.from_go(words, white_to_move=turn) for turn in (True, False))
+    assert (white.time_ms, white.opponent_time_ms, white.increment_ms, white.movestogo) == (60000, 1000, 1000, 20)
+    assert white.go_words(white_to_move=True) == words and black.go_words(white_to_move=False) == words
+    assert think_time(white, 100) == pytest.approx(60 / 20 + 0.75 - 0.1)
+    assert think_time(black, 100) == pytest.approx(0.005)  # never more than the clock allows
+    assert think_time(SearchLimits.from_go(["movetime", "500"], white_to_move=True), 100) == pytest.approx(0.4)
+    assert think_time(SearchLimits.from_go(["infinite"], white_to_move=True), 100) is None
+    assert think_time(SearchLimits.from_go(["depth", "5"], white_to_move=True), 100) is None
+    odd = SearchLimits.from_go("wtime abc searchmoves e2e4 d2d4 btime 30 nodes 0".split(), white_to_move=True)
+    assert odd.time_ms is None and odd.searchmoves == ("e2e4", "d2d4") and odd.opponent_time_ms == 30
+    assert odd.nodes is None  # out of range: skipped, as an unreadable number is
 
 
 def test_score_is_the_static_evaluation_after_the_move() -> None:

@@ -11,7 +11,8 @@ import numpy as np
 
 from gamegpt.errors import EngineError
 from gamegpt.games.base import Game, InvalidMove
-from gamegpt.players.base import Clock, Player
+from gamegpt.players.base import Player
+from gamegpt.players.limits import SearchLimits
 from gamegpt.arena.records import GameRecord
 
 
@@ -92,7 +93,10 @@ def play_game(
             break
         side = game.to_move
         if clocks is not None and time_control is not None:
-            players[side].set_clock(Clock(int(clocks[side]), int(clocks[1 - side]), time_control.increment_ms))
+            increment = time_control.increment_ms
+            players[side].set_clock(SearchLimits(time_ms=max(1, int(clocks[side])), increment_ms=increment,
+                                                 opponent_time_ms=max(1, int(clocks[1 - side])),
+                                                 opponent_increment_ms=increment))
         started = time.monotonic()
         try:
             move = players[side].choose(game)

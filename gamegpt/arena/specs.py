@@ -195,6 +195,7 @@ def _stockfish(game: str, options: dict[str, str]) -> Player:
 def _uci(game: str, options: dict[str, str]) -> Player:
     """`cmd` (the engine command), `nodes`/`depth`/`movetime` (ms), `timeout` (s), and `opt_<name>=<value>`
     for any engine option (underscores read as spaces: `opt_skill_level=5`, `opt_hash=32`)."""
+    from gamegpt.players.limits import SearchLimits
     from gamegpt.players.uci import UciPlayer
 
     _plays_chess("uci", game)
@@ -205,8 +206,9 @@ def _uci(game: str, options: dict[str, str]) -> Player:
     timeout = option(options, "timeout", float, None, "uci")
     engine_options = {key[4:].replace("_", " "): options.pop(key) for key in list(options) if key.startswith("opt_")}
     _no_more(options, "uci", "cmd, nodes, depth, movetime, timeout, opt_<name>")
-    limits = {k: v for k, v in limits.items() if v is not None}
-    return UciPlayer(command, options=engine_options, limits=limits or None, timeout=timeout)
+    stated = SearchLimits(**limits)
+    return UciPlayer(command, options=engine_options, limits=stated if stated.has_fixed_limit else None,
+                     timeout=timeout)
 
 
 PLAYERS: dict[str, Factory] = {

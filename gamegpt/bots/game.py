@@ -25,7 +25,7 @@ import chess
 
 from gamegpt.bots.api import BotStopped, LichessApi, describe, status_of
 from gamegpt.bots.config import PLAYABLE_VARIANTS, BotConfig
-from gamegpt.bots.engine import GameEngine, move_budget
+from gamegpt.bots.moves import GameMoveChooser, move_budget
 from gamegpt.bots.pgn import game_pgn, result_of, save_pgn
 from gamegpt.engine.evaluation import static_evaluation
 from gamegpt.games.chess import ChessGame
@@ -41,13 +41,13 @@ class Resync(Exception):
 
 @dataclass
 class BotContext:
-    """What every game thread shares: the API, the config, who the bot is, its engines, the stop event."""
+    """What every game thread shares: the API, the config, who the bot is, its move choosers, the stop event."""
 
     api: LichessApi
     config: BotConfig
     account_id: str
     account_name: str
-    engines: Callable[[str], GameEngine]
+    move_choosers: Callable[[str], GameMoveChooser]
     stop: threading.Event
 
 
@@ -84,7 +84,7 @@ class GameWorker:
         self.opponent: dict[str, Any] = {}
         self.moves: list[str] = []
         self.takebacks_accepted = 0
-        self._engine: GameEngine | None = None
+        self._mover: GameMoveChooser | None = None
         self._sent_for: str | None = None
         self._answered_draw: str | None = None
         self._answered_takeback: str | None = None
@@ -238,9 +238,9 @@ class GameWorker:
         assert self.color is not None
         settings = self.ctx.config.engine
         budget = move_budget(state, self.color, len(self.moves), bool(self.full.get("clock")), settings)
-        if self._engine is None:
-            self._engine = self.ctx.engines(self.game_id)
-        move, note = self._engine.choose(game, budget)
+        if self._mover is None:
+            self._mover = self.ctx.move_choosers(self.game_id)
+        move, note = self._mover.choose(game, budget)
         if note:
             LOG.info("game %s: %s", self.game_id, note)
         self._sent_for = moves_text

@@ -24,7 +24,7 @@ from typing import Any, Callable
 from gamegpt.bots.api import BotStopped, LichessApi, describe, status_of
 from gamegpt.bots.challenges import decline_reason
 from gamegpt.bots.config import BotConfig
-from gamegpt.bots.engine import GameEngine, model_engine_factory
+from gamegpt.bots.moves import GameMoveChooser, model_move_choosers
 from gamegpt.bots.game import BotContext, GameResult, GameWorker
 from gamegpt.bots.redact import redacted_logging
 from gamegpt.errors import UserError
@@ -42,16 +42,16 @@ class LichessBot:
     """The bot: `run()` blocks until `stop()` (from another thread) or a fatal error (BotError); a bot runs
     once (make a new one to start again).
 
-    `engines` makes the per-game engine (default: the config's model, loaded once at construction so a bad
+    `move_choosers` makes the per-game move chooser (default: the config's model, loaded once at construction so a bad
     model fails at start). `results` holds every game that ended while the bot ran, by game id.
     """
 
-    def __init__(self, config: BotConfig, token: str, *, engines: Callable[[str], GameEngine] | None = None,
+    def __init__(self, config: BotConfig, token: str, *, move_choosers: Callable[[str], GameMoveChooser] | None = None,
                  stop: threading.Event | None = None) -> None:
         self.config = config
         self._token = token
         self.stop_event = stop or threading.Event()
-        self.engines = engines or model_engine_factory(config.engine)
+        self.move_choosers = move_choosers or model_move_choosers(config.engine)
         self.results: dict[str, GameResult] = {}
         self.account: dict[str, Any] = {}
         self._workers: dict[str, GameWorker] = {}
@@ -110,7 +110,7 @@ class LichessBot:
         LOG.info("connected to %s as %s; finished games are saved as PGN under %s", self.config.url, name,
                  self.config.games.pgn_dir)
         self.context = BotContext(self.api, self.config, str(self.account.get("id") or name).lower(), name,
-                                  self.engines, self.stop_event)
+                                  self.move_choosers, self.stop_event)
         try:
             ongoing = self.api.ongoing_games()
         except BotStopped:

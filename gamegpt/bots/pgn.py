@@ -9,13 +9,13 @@ LichessStatus (the API's status word: mate, resign, outoftime, aborted...).
 from __future__ import annotations
 
 import datetime
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import chess
 import chess.pgn
+
+from gamegpt.atomic import write_text_atomic
 
 DRAW_STATUSES = {"draw", "stalemate", "insufficientMaterialClaim"}
 TERMINATIONS = {"outoftime": "Time forfeit", "timeout": "Time forfeit", "aborted": "Abandoned",
@@ -98,12 +98,5 @@ def save_pgn(directory: str | Path, game_id: str, text: str) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     safe_id = "".join(ch for ch in game_id if ch.isalnum()) or "game"
     path = directory / f"{safe_id}.pgn"
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{safe_id}-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, text)
     return path

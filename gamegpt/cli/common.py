@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import sys
-from typing import Any, Sequence
+from typing import Any
 
 import click
 
-from gamegpt.errors import UserError
+from gamegpt.errors import EngineError, UserError
 
 
 class _UserErrorsExit2:
-    """Turns a UserError into `error: <message>` on stderr and exit code 2, Ctrl-C into exit code 130."""
+    """Turns a UserError into `error: <message>` on stderr and exit code 2, an engine's failure (crash,
+    hang, broken protocol: not the user's doing) into one line and exit code 1, Ctrl-C into exit code 130."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -19,6 +20,9 @@ class _UserErrorsExit2:
         except UserError as exc:
             click.echo(f"error: {exc}", err=True)
             ctx.exit(2)
+        except EngineError as exc:
+            click.echo(f"error: engine failure: {exc}", err=True)
+            ctx.exit(1)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             ctx.exit(130)
@@ -47,18 +51,6 @@ def set_threads(threads: int | None) -> None:
         import torch
 
         torch.set_num_threads(threads)
-
-
-def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
-    import yaml
-
-    parsed: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise UserError(f"--set {item!r}: expected KEY=VALUE")
-        parsed[key.strip()] = yaml.safe_load(value)
-    return parsed
 
 
 def exit_now(code: int) -> None:

@@ -36,6 +36,11 @@ def clock_budget(remaining: float, increment: float, overhead: float, moves_to_g
     return min(remaining / (moves_to_go or MOVES_TO_GO) + 0.75 * increment, remaining / 2) - overhead
 
 
+def random_move(seed: int, moves: Sequence[chess.Move]) -> chess.Move:
+    """A legal move drawn from `moves` by `seed` alone: the same seed and moves give the same move."""
+    return random.Random(seed).choice(list(moves))
+
+
 def model_move(player: "ModelPlayer", game: ChessGame, seed: int, fallback: str = "mask",
                among: Sequence[chess.Move] | None = None) -> tuple[chess.Move, list[str]]:
     """The model's move in `game` (from `among` if given, by masked decoding) and notes on any fallback.
@@ -50,5 +55,5 @@ def model_move(player: "ModelPlayer", game: ChessGame, seed: int, fallback: str 
     notes = []
     if isinstance(move, InvalidMove):
         notes.append(f"model's {player.last_samples} sample(s) not legal ({move.text.strip()!r}); fallback {fallback}")
-        move = player.choose_masked(game, candidates) if fallback == "mask" else random.Random(seed).choice(candidates)
+        move = player.choose_masked(game, candidates) if fallback == "mask" else random_move(seed, candidates)
     return move, notes

@@ -1,6 +1,6 @@
 """`gamegpt uci`: ChessGPT behind the UCI protocol, for chess GUIs and tournament managers.
 
-Threads: the caller's thread reads commands (`UciEngine.run`), so `isready`, `stop` and `quit` are
+Threads: the caller's thread reads commands (`UciServer.run`), so `isready`, `stop` and `quit` are
 answered while a search runs; a search thread waits for the move, the clock, `stop` or `ponderhit` and
 writes exactly one `bestmove` per `go`; the model decodes in a worker thread, under a lock, so a search
 that runs out of time answers at once with an emergency move while the decoding finishes in the
@@ -24,22 +24,23 @@ What the engine promises a GUI:
 
 from __future__ import annotations
 
+import dataclasses
 import os
-import random
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterable, TextIO
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence, TextIO
 
 import chess
 
 from gamegpt import __version__
-from gamegpt.engine.decide import clock_budget, model_move, position_seed
+from gamegpt.engine.decide import clock_budget, model_move, position_seed, random_move
 from gamegpt.engine.evaluation import score_after
 from gamegpt.engine.settings import DEFAULTS, FALLBACKS, POLICIES, DecodingSettings, check_setting
 from gamegpt.errors import ConfigError
 from gamegpt.games.chess import ChessGame
+from gamegpt.players.limits import SearchLimits
 
 if TYPE_CHECKING:
     from gamegpt.engine.model_player import ModelPlayer
@@ -88,73 +89,29 @@ UCI_OPTIONS = (
 )
 
 
-@dataclass
-class GoParams:
-    """The limits of one `go` command (times in milliseconds). Depth and nodes are accepted and have no
-    effect: the model makes one move per forward decoding (reported as depth 1)."""
-
-    wtime: int | None = None
-    btime: int | None = None
-    winc: int = 0
-    binc: int = 0
-    movestogo: int | None = None
-    movetime: int | None = None
-    depth: int | None = None
-    nodes: int | None = None
-    mate: int | None = None
-    infinite: bool = False
-    ponder: bool = False
-    searchmoves: list[str] = field(default_factory=list)
-
-
-def parse_go(words: list[str]) -> GoParams:
-    """Read the words after `go`; unknown words and bad numbers are skipped."""
-    params = GoParams()
-    numeric = {"wtime", "btime", "winc", "binc", "movestogo", "movetime", "depth", "nodes", "mate"}
-    i = 0
-    while i < len(words):
-        word = words[i]
-        if word in numeric and i + 1 < len(words):
-            try:
-                setattr(params, word, max(0, int(float(words[i + 1]))))
-            except ValueError:
-                pass
-            i += 2
-            continue
-        if word in ("infinite", "ponder"):
-            setattr(params, word, True)
-        elif word == "searchmoves":
-            while i + 1 < len(words) and words[i + 1] not in numeric | {"infinite", "ponder"}:
-                params.searchmoves.append(words[i + 1])
-                i += 1
-        i += 1
-    return params
-
-
-def think_time(params: GoParams, turn: chess.Color, overhead_ms: int) -> float | None:
+def think_time(limits: SearchLimits, overhead_ms: int) -> float | None:
     """Seconds this move may take before an emergency move is sent; None: no limit (`go infinite`, `go
     depth` alone). The model needs far less than this on a normal clock: the budget only bounds the
     worst case (a first load, a cache rebuild on a slow machine)."""
     overhead = overhead_ms / 1000
-    if params.movetime is not None:
-        return max(MIN_THINK_SECONDS, params.movetime / 1000 - overhead)
-    remaining = params.wtime if turn == chess.WHITE else params.btime
-    if remaining is None:
+    if limits.movetime is not None:
+        return max(MIN_THINK_SECONDS, limits.movetime / 1000 - overhead)
+    if limits.time_ms is None:
         return None
-    increment = (params.winc if turn == chess.WHITE else params.binc) / 1000
-    return max(MIN_THINK_SECONDS, clock_budget(remaining / 1000, increment, overhead, params.movestogo))
+    return max(MIN_THINK_SECONDS, clock_budget(limits.time_ms / 1000, limits.increment_ms / 1000, overhead,
+                                               limits.movestogo))
 
 
 class _Search:
     """One `go`: the decoding (in a worker thread) and the wait for it, the clock, `stop` or `ponderhit`."""
 
-    def __init__(self, engine: "UciEngine", game: ChessGame, params: GoParams) -> None:
+    def __init__(self, engine: "UciServer", game: ChessGame, limits: SearchLimits) -> None:
         self.engine = engine
         self.game = game
-        self.params = params
+        self.limits = limits
         self.started = time.monotonic()
-        self.hold = params.infinite or params.ponder
-        self.budget = None if self.hold else think_time(params, game.board.turn, engine.options.move_overhead_ms)
+        self.hold = limits.infinite or limits.ponder
+        self.budget = None if self.hold else think_time(limits, engine.options.move_overhead_ms)
         self.condition = threading.Condition()
         self.result: tuple[chess.Move | None, list[str], int] | None = None
         self.stopped = False
@@ -171,15 +128,15 @@ class _Search:
 
     def ponderhit(self) -> None:
         with self.condition:
-            if self.hold and not self.params.infinite:
+            if self.hold and not self.limits.infinite:
                 self.hold = False
-                self.params.ponder = False
+                self.limits = dataclasses.replace(self.limits, ponder=False)
                 self.started = time.monotonic()
-                self.budget = think_time(self.params, self.game.board.turn, self.engine.options.move_overhead_ms)
+                self.budget = think_time(self.limits, self.engine.options.move_overhead_ms)
             self.condition.notify_all()
 
     def _decode(self) -> None:
-        result = self.engine.decide(self.game, self.params.searchmoves)
+        result = self.engine.decide(self.game, self.limits.searchmoves)
         with self.condition:
             self.result = result
             self.condition.notify_all()
@@ -210,7 +167,7 @@ class _Search:
         self.thread.join(timeout)
 
 
-class UciEngine:
+class UciServer:
     """The UCI front end of a ChessGPT model. `run(lines)` processes commands until `quit` or end of input;
     output goes to `out`, one flushed line at a time."""
 
@@ -358,7 +315,8 @@ class UciEngine:
 
     def _go(self, args: list[str]) -> None:
         self._finish_search(stop=True)
-        self._search = _Search(self, self.game.copy(), parse_go(args))
+        limits = SearchLimits.from_go(args, white_to_move=self.game.board.turn == chess.WHITE)
+        self._search = _Search(self, self.game.copy(), limits)
         self._search.start()
 
     def _stop(self, args: list[str]) -> None:
@@ -399,7 +357,7 @@ class UciEngine:
                 self.info_string(self._load_error + "; playing random legal moves")
         return self._player
 
-    def decide(self, game: ChessGame, searchmoves: list[str]) -> tuple[chess.Move | None, list[str], int]:
+    def decide(self, game: ChessGame, searchmoves: Sequence[str]) -> tuple[chess.Move | None, list[str], int]:
         """The move for `game` (None if there is none), notes for `info string`, and forward passes used."""
         board = game.board
         legal = list(board.legal_moves)
@@ -408,13 +366,13 @@ class UciEngine:
         if not legal:
             return None, [], 0
         notes: list[str] = []
-        rng = random.Random(self._position_seed(game))
+        seed = self._position_seed(game)
         with self._model_lock:
             player = self._ensure_model_locked()
             if player is None:
-                return rng.choice(among), ["no model: random legal move"], 0
+                return random_move(seed, among), ["no model: random legal move"], 0
             if game.outcome() is not None:
-                return rng.choice(among), [f"the game is over ({game.outcome().termination}): a legal move anyway"], 0
+                return random_move(seed, among), [f"the game is over ({game.outcome().termination}): a legal move anyway"], 0
             if game.start is not None and not player.codec.spec().get("start_position"):
                 notes.append(f"the position does not start from the standard start and model {self.options.model} "
                              "has no start-position encoding: it plays off its training distribution")
@@ -431,7 +389,7 @@ class UciEngine:
 
     def emergency_move(self, game: ChessGame) -> chess.Move | None:
         legal = list(game.board.legal_moves)
-        return random.Random(self._position_seed(game)).choice(legal) if legal else None
+        return random_move(self._position_seed(game), legal) if legal else None
 
     def _position_seed(self, game: ChessGame) -> int:
         return position_seed(self.options.seed, game)
@@ -457,7 +415,7 @@ def main(model: str | None = None, lines: Iterable[str] | None = None, out: Text
     options = Options()
     if model:
         options.model = model
-    engine = UciEngine(out=out, options=options)
+    engine = UciServer(out=out, options=options)
     engine.run(lines if lines is not None else iter(sys.stdin.readline, ""))
     if not engine.wait_idle(timeout=5.0):
         # A decoding thread is still inside torch: interpreter shutdown would abort the process under it.

@@ -4,20 +4,10 @@ from __future__ import annotations
 
 import random
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from typing import Any
 
 from gamegpt.games.base import Game
-
-
-@dataclass(frozen=True)
-class Clock:
-    """A player's clock when it is asked for a move under a time control (milliseconds): its own remaining
-    time, its opponent's, and the increment each side gets after each of its moves."""
-
-    remaining_ms: int
-    opponent_ms: int
-    increment_ms: int
+from gamegpt.players.limits import SearchLimits
 
 
 class Player(ABC):
@@ -36,9 +26,10 @@ class Player(ABC):
     def choose(self, game: Game[Any]) -> Any:
         """The move to play in `game`."""
 
-    def set_clock(self, clock: Clock) -> None:
-        """Called by a clocked arena right before each `choose`; `reset` forgets the clock. Players that
-        manage their time (UCI engines) use it; by default it is ignored (the arena still enforces it)."""
+    def set_clock(self, clock: SearchLimits) -> None:
+        """Called by a clocked arena right before each `choose` with the clocks (`time_ms`, `increment_ms`
+        and the opponent's); `reset` forgets them. Players that manage their time (UCI engines) use it; by
+        default it is ignored (the arena still enforces it)."""
 
     def close(self) -> None:
         """Release processes or files the player holds."""
@@ -87,7 +78,7 @@ class Noisy(Player):
             return self.rng.choice(game.legal_moves())
         return self.player.choose(game)
 
-    def set_clock(self, clock: Clock) -> None:
+    def set_clock(self, clock: SearchLimits) -> None:
         self.player.set_clock(clock)
 
     def close(self) -> None:

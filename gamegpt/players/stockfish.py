@@ -21,11 +21,11 @@ import random
 from typing import Any
 
 from gamegpt.errors import PlayerSpecError
+from gamegpt.players.limits import SearchLimits
 from gamegpt.players.uci import UciPlayer, find_stockfish
 
 SKILL_MIN, SKILL_MAX = 0, 20
 ELO_MIN, ELO_MAX = 1350, 2850  # Stockfish 15.1's UCI_Elo range
-DEFAULT_NODES = 1000
 
 
 class StockfishPlayer(UciPlayer):
@@ -61,15 +61,14 @@ class StockfishPlayer(UciPlayer):
                            ("hash", hash)):
             if value is not None and value < 1:
                 raise PlayerSpecError(f"stockfish: {key} must be at least 1, got {value}")
-        limits = {k: v for k, v in (("nodes", nodes), ("depth", depth), ("movetime", movetime)) if v is not None}
+        limits = SearchLimits(nodes=nodes, depth=depth, movetime=movetime)
         options: dict[str, Any] = {"Threads": threads, "Hash": hash}
         if elo is not None:
             options.update({"UCI_LimitStrength": True, "UCI_Elo": elo})
         else:
             options["Skill Level"] = low
-        super().__init__([find_stockfish(path)], options=options, limits=limits or {"nodes": DEFAULT_NODES},
-                         timeout=timeout)
-        self.stated_limits = limits  # under a clock, only these join it (not the default nodes)
+        super().__init__([find_stockfish(path)], options=options,
+                         limits=limits if limits.has_fixed_limit else None, timeout=timeout)
         self.skill_range = (low, high)
         self.skill: int | None = None if elo is not None else low
         self.elo = elo
@@ -90,7 +89,7 @@ class StockfishPlayer(UciPlayer):
             description["skill"] = self.skill
             if self.skill_range[0] != self.skill_range[1]:
                 description["skill_range"] = list(self.skill_range)
-        description.update(self.active_limits())
+        description.update(self.active_limits().to_dict())
         description.update({"threads": self.threads, "hash": self.hash})
         if self.engine is not None and self.engine.id_name:
             description["engine"] = self.engine.id_name

@@ -1,6 +1,6 @@
 """A lean UCI engine client over a raw pipe, and `UciPlayer`, a chess player backed by any UCI engine.
 
-`UciEngine` speaks just enough UCI for self-play and evaluation: the `uci`/`uciok` handshake,
+`UciEngineProcess` speaks just enough UCI for self-play and evaluation: the `uci`/`uciok` handshake,
 `setoption`, `isready`/`readyok`, `ucinewgame`, `position`, `go` ... `bestmove`, `quit`. Every read has
 a deadline (a `selectors` wait on the engine's stdout, with our own line buffer), so an engine that hangs,
 dies or talks nonsense gives an `EngineError` with one clear line, never a hang or a traceback. It is
@@ -27,17 +27,20 @@ from typing import Any, Sequence
 
 import chess
 
-from gamegpt.errors import EngineError, PlayerSpecError
+from gamegpt.errors import EngineError, EngineSetupError, PlayerSpecError
 from gamegpt.games.base import Game, InvalidMove
 from gamegpt.games.chess import ChessGame
-from gamegpt.players.base import Clock, Player
+from gamegpt.players.base import Player
+from gamegpt.players.limits import SearchLimits
 
-__all__ = ["BestMove", "EngineError", "UciEngine", "UciPlayer", "find_stockfish"]
+__all__ = ["BestMove", "EngineError", "UciEngineProcess", "UciPlayer", "find_stockfish"]
 
 HANDSHAKE_TIMEOUT = 10.0  # seconds for `uciok`; GUIs give engines about as long
 READY_TIMEOUT = 30.0  # seconds for `readyok` (an engine may load its network here)
 MAX_LINE_BYTES = 1 << 20  # a longer "line" is not UCI: the engine is broken
 DEBIAN_STOCKFISH = "/usr/games/stockfish"
+DEFAULT_NODES = 1000
+"""The search limit of a UCI player whose spec states none."""
 STOCKFISH_ENV = "GAMEGPT_STOCKFISH"
 
 
@@ -99,10 +102,10 @@ def _parse_option(line: str) -> UciOption | None:
     return option if option.name else None
 
 
-class UciEngine:
+class UciEngineProcess:
     """One running UCI engine process. Starts it and does the handshake in the constructor.
 
-    `command` is an argument list or a shell-like string (split with `shlex`). Raises `EngineError` when
+    `command` is an argument list or a shell-like string (split with `shlex`). Raises `EngineSetupError` when
     the program is missing, exits, or does not answer `uciok` within `handshake_timeout` seconds. Use as a
     context manager or call `close()`; `close()` is safe to call twice and kills an engine that won't quit.
     """
@@ -110,7 +113,7 @@ class UciEngine:
     def __init__(self, command: Sequence[str] | str, *, handshake_timeout: float = HANDSHAKE_TIMEOUT) -> None:
         self.command = shlex.split(command) if isinstance(command, str) else list(command)
         if not self.command:
-            raise EngineError("empty engine command")
+            raise EngineSetupError("empty engine command")
         self.label = Path(self.command[0]).name
         self.id_name: str | None = None
         self.id_author: str | None = None
@@ -124,17 +127,20 @@ class UciEngine:
                 bufsize=0, start_new_session=True,
             )
         except FileNotFoundError:
-            raise EngineError(f"engine not found: {self.command[0]}") from None
+            raise EngineSetupError(f"engine not found: {self.command[0]}") from None
         except PermissionError:
-            raise EngineError(f"engine is not executable: {self.command[0]}") from None
+            raise EngineSetupError(f"engine is not executable: {self.command[0]}") from None
         except OSError as exc:
-            raise EngineError(f"cannot start engine {self.command[0]}: {exc.strerror or exc}") from None
+            raise EngineSetupError(f"cannot start engine {self.command[0]}: {exc.strerror or exc}") from None
         assert self._process.stdin is not None and self._process.stdout is not None
         self._stdin, self._stdout_fd = self._process.stdin, self._process.stdout.fileno()
         self._selector = selectors.DefaultSelector()
         self._selector.register(self._stdout_fd, selectors.EVENT_READ)
         try:
             self._handshake(handshake_timeout)
+        except EngineError as exc:
+            self.close()
+            raise EngineSetupError(f"{exc} (is {self.command[0]} a UCI engine?)") from None
         except BaseException:
             self.close()
             raise
@@ -224,17 +230,17 @@ class UciEngine:
         option = self.options.get(name.lower())
         if option is None:
             known = ", ".join(sorted(o.name for o in self.options.values())) or "none"
-            raise EngineError(f"engine {self.label} has no option {name!r} (it has: {known})")
+            raise EngineSetupError(f"engine {self.label} has no option {name!r} (it has: {known})")
         text = ("true" if value else "false") if isinstance(value, bool) else str(value)
         if option.type == "spin":
             try:
                 number = int(text)
             except ValueError:
-                raise EngineError(f"option {option.name!r} of {self.label} takes an integer, got {text!r}") from None
+                raise EngineSetupError(f"option {option.name!r} of {self.label} takes an integer, got {text!r}") from None
             low = option.min if option.min is not None else number
             high = option.max if option.max is not None else number
             if not low <= number <= high:
-                raise EngineError(f"option {option.name!r} of {self.label} must be in {low}..{high}, got {number}")
+                raise EngineSetupError(f"option {option.name!r} of {self.label} must be in {low}..{high}, got {number}")
         if option.type == "button":
             self.send(f"setoption name {option.name}")
         else:
@@ -263,20 +269,16 @@ class UciEngine:
         head = "position startpos" if fen is None else f"position fen {fen}"
         self.send(f"{head} moves {moves_text}" if moves_text else head)
 
-    def go(self, *, nodes: int | None = None, depth: int | None = None, movetime: int | None = None,
-           wtime: int | None = None, btime: int | None = None, winc: int | None = None, binc: int | None = None,
-           movestogo: int | None = None, timeout: float | None = None) -> BestMove:
-        """`go` with the given limits (times in ms) and wait for `bestmove`. Without any limit the engine
-        would search forever, so one is required. `timeout` (seconds) defaults to the longest the limits
-        allow plus 10 s, or 60 s for node/depth limits; past it the engine is killed and EngineError raised."""
-        limits = {"nodes": nodes, "depth": depth, "movetime": movetime, "wtime": wtime, "btime": btime,
-                  "winc": winc, "binc": binc, "movestogo": movestogo}
-        words = [f"{key} {int(value)}" for key, value in limits.items() if value is not None]
-        if not any(limits[k] is not None for k in ("nodes", "depth", "movetime", "wtime", "btime")):
-            raise ValueError("go needs a limit: nodes, depth, movetime or wtime/btime")
+    def go(self, limits: SearchLimits, *, white_to_move: bool = True, timeout: float | None = None) -> BestMove:
+        """`go` with `limits` (the clock read for the side to move) and wait for `bestmove`. Without any
+        limit the engine would search forever, so one is required (ValueError). `timeout` (seconds) defaults
+        to the longest the limits allow plus 10 s, or 60 s for node/depth limits; past it the engine is
+        killed and EngineError raised."""
+        if not limits.has_fixed_limit and limits.time_ms is None:
+            raise ValueError("go needs a limit: nodes, depth, movetime or a clock")
         if timeout is None:
-            timeout = default_go_timeout(movetime=movetime, wtime=wtime, btime=btime, winc=winc, binc=binc)
-        command = "go " + " ".join(words)
+            timeout = default_go_timeout(limits)
+        command = "go " + " ".join(limits.go_words(white_to_move=white_to_move))
         self.send(command)
         line, before = self._read_until("bestmove", timeout, f"{command!r} with 'bestmove'")
         return parse_bestmove(line, before[-1] if before else "")
@@ -327,7 +329,7 @@ class UciEngine:
         """Whether the engine process is still running (a system call: not for every move)."""
         return not self._closed and self._process.poll() is None
 
-    def __enter__(self) -> "UciEngine":
+    def __enter__(self) -> "UciEngineProcess":
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -342,13 +344,13 @@ class UciEngine:
             pass
 
 
-def default_go_timeout(*, movetime: int | None = None, wtime: int | None = None, btime: int | None = None,
-                       winc: int | None = None, binc: int | None = None) -> float:
+def default_go_timeout(limits: SearchLimits) -> float:
     """Seconds to wait for `bestmove`: the longest the time limits allow plus 10 s; 60 s without one."""
-    longest = max((t for t in (movetime, wtime, btime) if t is not None), default=None)
+    times = (limits.movetime, limits.time_ms, limits.opponent_time_ms)
+    longest = max((t for t in times if t is not None), default=None)
     if longest is None:
         return 60.0
-    return longest / 1000 + max(winc or 0, binc or 0) / 1000 + 10.0
+    return longest / 1000 + max(limits.increment_ms, limits.opponent_increment_ms) / 1000 + 10.0
 
 
 def parse_bestmove(line: str, info: str = "") -> BestMove:
@@ -373,25 +375,25 @@ def normalize_fen(fen: str) -> str:
 def find_stockfish(path: str | None = None) -> str:
     """The Stockfish executable to run: `path` if given (a file, or a name on PATH), else the one the
     environment variable GAMEGPT_STOCKFISH names (how `--stockfish` reaches worker processes), else
-    `stockfish` on PATH, else Debian's /usr/games/stockfish. Raises EngineError (a UserError) naming the
+    `stockfish` on PATH, else Debian's /usr/games/stockfish. Raises EngineSetupError (a UserError) naming the
     apt package when there is none."""
     path = path or os.environ.get(STOCKFISH_ENV) or None
     if path:
         candidate = Path(path).expanduser()
         if candidate.is_file():
             if not os.access(candidate, os.X_OK):
-                raise EngineError(f"Stockfish at {path} is not executable")
+                raise EngineSetupError(f"Stockfish at {path} is not executable")
             return str(candidate)
         found = shutil.which(path)
         if found:
             return found
-        raise EngineError(f"Stockfish not found at {path}")
+        raise EngineSetupError(f"Stockfish not found at {path}")
     found = shutil.which("stockfish")
     if found:
         return found
     if os.access(DEBIAN_STOCKFISH, os.X_OK):
         return DEBIAN_STOCKFISH
-    raise EngineError("Stockfish not found on PATH or at /usr/games/stockfish: install it "
+    raise EngineSetupError("Stockfish not found on PATH or at /usr/games/stockfish: install it "
                       "(apt-get install stockfish) or give its path")
 
 
@@ -399,7 +401,7 @@ class UciPlayer(Player):
     """A chess player backed by one UCI engine process, started at the first game and reused.
 
     `options` are sent with `setoption` once the engine is up; `limits` are the `go` limits of every move
-    (nodes, depth, movetime in ms; at least one). `reset` sends `ucinewgame`. A `bestmove` that is not a
+    (nodes, depth or movetime; default `nodes=1000`). `reset` sends `ucinewgame`. A `bestmove` that is not a
     legal move here (or `(none)`) is returned as an `InvalidMove`, which the arena scores as a loss. Only
     plays `ChessGame`s. Deterministic only for node/depth limits with one search thread.
 
@@ -410,26 +412,26 @@ class UciPlayer(Player):
     name = "uci"
 
     def __init__(self, command: Sequence[str] | str, *, options: dict[str, Any] | None = None,
-                 limits: dict[str, int] | None = None, timeout: float | None = None) -> None:
+                 limits: SearchLimits | None = None, timeout: float | None = None) -> None:
         self.command = shlex.split(command) if isinstance(command, str) else list(command)
         self.engine_options = dict(options or {})
-        self.stated_limits = dict(limits or {})
+        self.stated_limits = (limits or SearchLimits()).fixed
         """The limits the caller gave (possibly none); `limits` adds the default when there are none."""
-        self.limits = dict(limits or {"nodes": 1000})
-        if not any(k in self.limits for k in ("nodes", "depth", "movetime", "wtime", "btime")):
+        self.limits = self.stated_limits if limits is not None else SearchLimits(nodes=DEFAULT_NODES)
+        if not self.limits.has_fixed_limit:
             raise PlayerSpecError(f"player {self.name!r} needs a search limit: nodes, depth or movetime")
         self.timeout = timeout
-        self.engine: UciEngine | None = None
-        self._clock: Clock | None = None
+        self.engine: UciEngineProcess | None = None
+        self._clock: SearchLimits | None = None
         self._start_fen: str | None = None
         self._start_sent: str | None = None  # the start FEN as python-chess writes it
         self._sent_moves: list[chess.Move] = []
         self._sent_text: list[str] = []
 
-    def start(self) -> UciEngine:
+    def start(self) -> UciEngineProcess:
         """The engine, started (with its options set) if it is not running."""
         if self.engine is None or self.engine.closed:
-            engine = UciEngine(self.command)
+            engine = UciEngineProcess(self.command)
             try:
                 for key, value in self.engine_options.items():
                     engine.set_option(key, value)
@@ -447,10 +449,10 @@ class UciPlayer(Player):
         self._sent_moves, self._sent_text = [], []
         self._clock = None
 
-    def set_clock(self, clock: Clock) -> None:
+    def set_clock(self, clock: SearchLimits) -> None:
         self._clock = clock
 
-    def active_limits(self) -> dict[str, int]:
+    def active_limits(self) -> SearchLimits:
         """The `go` limits besides the clock: the stated ones under a clock, else `limits`."""
         return self.stated_limits if self._clock is not None else self.limits
 
@@ -460,14 +462,8 @@ class UciPlayer(Player):
         engine = self.start()
         moves_text = self._moves_text(game)
         engine.send_position(self._start_sent, moves_text)
-        clock = self._clock
-        if clock is None:
-            answer = engine.go(**self.limits, timeout=self.timeout)
-        else:
-            own, other = max(clock.remaining_ms, 1), max(clock.opponent_ms, 1)
-            white = game.board.turn == chess.WHITE
-            answer = engine.go(**self.stated_limits, wtime=own if white else other, btime=other if white else own,
-                               winc=clock.increment_ms, binc=clock.increment_ms, timeout=self.timeout)
+        limits = self.limits if self._clock is None else self.stated_limits.with_clock(self._clock)
+        answer = engine.go(limits, white_to_move=game.board.turn == chess.WHITE, timeout=self.timeout)
         move = answer.move()
         if move is None or not game.board.is_legal(move):
             return InvalidMove(answer.text)
@@ -491,7 +487,7 @@ class UciPlayer(Player):
             self.engine = None
 
     def describe(self) -> dict[str, Any]:
-        description: dict[str, Any] = {"name": self.name, **self.active_limits()}
+        description: dict[str, Any] = {"name": self.name, **self.active_limits().to_dict()}
         if self.engine_options:
             description["options"] = dict(self.engine_options)
         if self.engine is not None and self.engine.id_name:

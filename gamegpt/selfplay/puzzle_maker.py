@@ -48,11 +48,11 @@ from typing import Any
 import chess
 import chess.engine
 
-from gamegpt.errors import EngineError, RecordsError, UserError
+from gamegpt.errors import EngineError, EngineSetupError, RecordsError, UserError
 from gamegpt.arena.puzzle_file import HISTORY_COLUMN, LICHESS_COLUMNS
 from gamegpt.players.uci import find_stockfish
 from gamegpt.arena.records import GameRecord, iter_records
-from gamegpt.arena.runs import write_text_atomic
+from gamegpt.atomic import write_text_atomic
 
 OUTPUT_COLUMNS = (*LICHESS_COLUMNS, HISTORY_COLUMN)
 MATE_SCORE = 100_000
@@ -111,7 +111,7 @@ class Analyser:
             self.engine = chess.engine.SimpleEngine.popen_uci([executable])
             self.engine.configure({"Threads": 1, "Hash": hash_mb})
         except (chess.engine.EngineError, chess.engine.EngineTerminatedError, OSError) as exc:
-            raise EngineError(f"cannot start Stockfish at {executable}: {exc}") from None
+            raise EngineSetupError(f"cannot start Stockfish at {executable}: {exc}") from None
 
     def analyse(self, board: chess.Board, multipv: int, game: object) -> list[chess.engine.InfoDict]:
         """The top `multipv` lines of a position python-chess calls valid (ValueError otherwise)."""

@@ -1,10 +1,10 @@
-"""The model as the bot's engine: a legal move for every turn, in time.
+"""The model's moves in a bot game: a legal move for every turn, in time.
 
 `move_budget` turns Lichess's clock into seconds to think (`engine.decide.clock_budget`, as in the UCI
 engine), at most `first_move_seconds` for the bot's first move (Lichess aborts a game whose first move is
 late), `correspondence_move_seconds` without a clock.
 
-`GameEngine` (one per game, with its own KV cache) decodes in a worker thread; if the model has not
+`GameMoveChooser` (one per game, with its own KV cache) decodes in a worker thread; if the model has not
 answered within the budget, or fails, a random legal move is played and a note says why (as the UCI
 engine does). A policy's illegal sample (`raw`, `retry`) falls back to masked decoding. Sampling is
 seeded from the config's seed and the game's moves, so a replayed position gets the same move.
@@ -13,14 +13,13 @@ seeded from the config's seed and the game's moves, so a replayed position gets 
 from __future__ import annotations
 
 import datetime
-import random
 import threading
 from typing import Any, Callable
 
 import chess
 
 from gamegpt.bots.config import EngineSettings
-from gamegpt.engine.decide import clock_budget, model_move, position_seed
+from gamegpt.engine.decide import clock_budget, model_move, position_seed, random_move
 from gamegpt.games.chess import ChessGame
 
 MIN_BUDGET_SECONDS = 0.05
@@ -51,7 +50,7 @@ def move_budget(state: dict[str, Any], color: chess.Color, plies: int, has_clock
     return max(MIN_BUDGET_SECONDS, budget)
 
 
-class GameEngine:
+class GameMoveChooser:
     """Chooses the bot's moves in one game. `player` is a ModelPlayer (None: random legal moves)."""
 
     def __init__(self, player: Any, settings: EngineSettings, name: str = "engine") -> None:
@@ -68,7 +67,7 @@ class GameEngine:
             raise ValueError("no legal move")
         seed = position_seed(self.settings.seed, game)
         if self.player is None:
-            return random.Random(seed).choice(legal), "no model: random legal move"
+            return random_move(seed, legal), "no model: random legal move"
         result: dict[str, Any] = {}
         done = threading.Event()
         snapshot = game.copy()
@@ -87,21 +86,21 @@ class GameEngine:
             return result["move"], result["note"]
         reason = (f"model error ({type(result['error']).__name__}: {result['error']})" if "error" in result
                   else f"no model move within {budget:.2f}s")
-        return random.Random(seed).choice(legal), f"{reason}: random legal move"
+        return random_move(seed, legal), f"{reason}: random legal move"
 
     def _decide(self, game: ChessGame, seed: int) -> tuple[chess.Move, str | None]:
         move, notes = model_move(self.player, game, seed, fallback="mask")
         return move, "; ".join(notes) or None
 
 
-def model_engine_factory(settings: EngineSettings) -> Callable[[str], GameEngine]:
-    """Load the model once (UserError if it cannot be) and return a factory of per-game engines that
+def model_move_choosers(settings: EngineSettings) -> Callable[[str], GameMoveChooser]:
+    """Load the model once (UserError if it cannot be) and return a factory of per-game move choosers that
     share its weights, each with its own KV cache."""
     from gamegpt.engine.model_player import load_model_player
 
-    def make(game_id: str) -> GameEngine:
+    def make(game_id: str) -> GameMoveChooser:
         player = load_model_player(settings.model, "chess", settings=settings.decoding)
-        return GameEngine(player, settings, name=f"game-{game_id}")
+        return GameMoveChooser(player, settings, name=f"game-{game_id}")
 
     make("check")  # loads (and caches) the weights now, so a bad model path fails at start
     return make
