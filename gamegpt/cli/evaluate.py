@@ -8,6 +8,7 @@ from typing import Sequence
 import click
 
 from gamegpt.cli.common import Group, THREADS_HELP, floats, set_threads
+from gamegpt.engine.settings import DEFAULTS
 from gamegpt.errors import UserError
 
 
@@ -30,7 +31,7 @@ def eval_tictactoe(model_path: str, temperatures: str, policy: str, games: int, 
     """A model against the perfect (Newell–Simon) and the random player, as X and as O."""
     from gamegpt.engine.model_player import load_model_player
     from gamegpt.eval.tictactoe import evaluate, format_table, plot_results
-    from gamegpt.selfplay.runner import write_json_atomic
+    from gamegpt.atomic import write_json_atomic
 
     set_threads(threads)
     if games < 1:
@@ -65,7 +66,7 @@ def eval_legality(models: Sequence[str], records: str | None, pgn: str | None, g
     from gamegpt.eval.legality import format_legality_table, legal_move_rate, plot_legality
     from gamegpt.arena.records import iter_records
     from gamegpt.arena.pgn_import import import_pgn
-    from gamegpt.selfplay.runner import write_json_atomic
+    from gamegpt.atomic import write_json_atomic
 
     set_threads(threads)
     if (records is None) == (pgn is None):
@@ -97,7 +98,7 @@ def eval_legality(models: Sequence[str], records: str | None, pgn: str | None, g
 @click.option("--model", "models", multiple=True, required=True, help="checkpoint path or shipped name (repeatable)")
 @click.option("--puzzles", "puzzles_path", type=click.Path(dir_okay=False), required=True,
               help="Lichess-format puzzle CSV (optional History column: the game's moves from the start)")
-@click.option("--temperature", type=float, default=0.001, show_default=True, help="0 = the most likely move")
+@click.option("--temperature", type=float, default=DEFAULTS.temperature, show_default=True, help="0 = the most likely move")
 @click.option("--policy", type=click.Choice(["raw", "retry", "mask"]), default="retry", show_default=True,
               help="retry: Karvonen's 5 samples; raw: an illegal first sample fails the puzzle; mask: only legal moves")
 @click.option("--limit", type=int, default=None, help="use the first N rows of the file")
@@ -115,7 +116,7 @@ def eval_puzzles(models: Sequence[str], puzzles_path: str, temperature: float, p
     from gamegpt.engine.model_player import load_model_player
     from gamegpt.arena.puzzle_file import read_puzzles
     from gamegpt.eval.puzzles import evaluate_puzzles, format_puzzle_table, plot_puzzles
-    from gamegpt.selfplay.runner import write_json_atomic
+    from gamegpt.atomic import write_json_atomic
 
     set_threads(threads)
     if len(set(models)) != len(models):

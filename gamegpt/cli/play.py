@@ -7,6 +7,7 @@ from typing import Any, Callable
 import click
 
 from gamegpt.cli.common import Group, set_threads
+from gamegpt.engine.settings import DEFAULTS
 from gamegpt.errors import UserError
 
 
@@ -18,7 +19,8 @@ def play() -> None:
 @play.command("tictactoe")
 @click.option("--model", "model_path", default="tictactoe", show_default=True, help="checkpoint path or shipped model name")
 @click.option("--as", "side", type=click.Choice(["x", "o"]), default="x", show_default=True, help="the side you play")
-@click.option("--temperature", type=float, default=0.0, show_default=True, help="the model's temperature (0 = its best move)")
+@click.option("--temperature", type=float, default=DEFAULTS.temperature, show_default=True,
+              help="the model's temperature (0 = its most likely move)")
 @click.option("--seed", type=int, default=None, help="seed for the model's sampling")
 def play_tictactoe(model_path: str, side: str, temperature: float, seed: int | None) -> None:
     """You against the model. Type a cell number 0-8 (row by row), or 'quit'."""
@@ -33,7 +35,8 @@ def play_tictactoe(model_path: str, side: str, temperature: float, seed: int | N
 @click.option("--model", "model_path", default="chessgpt", show_default=True, help="checkpoint path or shipped model name")
 @click.option("--as", "side", type=click.Choice(["white", "black"]), default="white", show_default=True,
               help="the side you play")
-@click.option("--temperature", type=float, default=0.0, show_default=True, help="the model's temperature (0 = its best move)")
+@click.option("--temperature", type=float, default=DEFAULTS.temperature, show_default=True,
+              help="the model's temperature (0 = its most likely move)")
 @click.option("--seed", type=int, default=None, help="seed for the model's sampling")
 @click.option("--fen", default=None, help="start from this position (models without start-position encoding play it "
                                            "off their training distribution)")
