@@ -9,15 +9,16 @@ illegal_move...), SetUp/FEN for a non-standard start, and custom GameSeed, White
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any, Callable
 
 import chess
 import chess.pgn
 
+from gamegpt.atomic import atomic_path
 from gamegpt.errors import RecordsError
 from gamegpt.arena.records import GameRecord, iter_records
+from gamegpt.arena.runs import summary_path_for
 
 UNKNOWN_DATE = "????.??.??"
 
@@ -80,9 +81,8 @@ def record_to_pgn(record: GameRecord, date: str = UNKNOWN_DATE) -> chess.pgn.Gam
 
 def run_date(records_path: Path) -> str:
     """The date the run started, from its summary JSON (`created`), in PGN form; else "????.??.??"."""
-    summary = records_path.with_name(records_path.stem + ".summary.json")
     try:
-        created = json.loads(summary.read_text())["created"]
+        created = json.loads(summary_path_for(records_path).read_text())["created"]
         return str(created)[:10].replace("-", ".")
     except (OSError, ValueError, KeyError, TypeError):
         return UNKNOWN_DATE
@@ -100,22 +100,14 @@ def export_pgn(records_path: str | Path, pgn_path: str | Path, *, date: str | No
         if record.game != "chess":
             raise RecordsError(f"{records_path}: game {record.index} is {record.game}, not chess: no PGN")
     date = date or run_date(records_path)
-    pgn_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = pgn_path.with_name(f".{pgn_path.name}.{os.getpid()}.tmp")
-    try:
-        with tmp.open("w", encoding="utf-8") as handle:
-            exporter = chess.pgn.FileExporter(handle)
-            for record in records:
-                try:
-                    pgn_game = record_to_pgn(record, date)
-                except RecordsError as exc:
-                    raise RecordsError(f"{records_path}: {exc}") from None
-                if edit is not None:
-                    edit(record, pgn_game)
-                pgn_game.accept(exporter)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, pgn_path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(pgn_path) as tmp, tmp.open("w", encoding="utf-8") as handle:
+        exporter = chess.pgn.FileExporter(handle)
+        for record in records:
+            try:
+                pgn_game = record_to_pgn(record, date)
+            except RecordsError as exc:
+                raise RecordsError(f"{records_path}: {exc}") from None
+            if edit is not None:
+                edit(record, pgn_game)
+            pgn_game.accept(exporter)
     return len(records)

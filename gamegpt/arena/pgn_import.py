@@ -7,7 +7,6 @@ without errors, and has at least one move; a FEN header (SetUp) becomes the reco
 from __future__ import annotations
 
 import io
-import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 import chess
 import chess.pgn
 
+from gamegpt.atomic import atomic_path
 from gamegpt.errors import RecordsError
 from gamegpt.games.chess import ChessGame
 from gamegpt.arena.records import RESULTS, GameRecord, RecordWriter
@@ -77,34 +77,27 @@ def _record_from_pgn(game: chess.pgn.Game, index: int) -> tuple[GameRecord | Non
 
 def import_pgn(pgn_paths: list[str | Path], out: str | Path) -> ImportReport:
     """Write the standard games of the PGN files as records to `out` (replaced atomically)."""
-    out_path = Path(out)
-    tmp = out_path.with_name(f".{out_path.name}.{os.getpid()}.tmp")
     report = ImportReport()
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with RecordWriter(tmp) as writer:
-            for pgn_path in pgn_paths:
-                path = Path(pgn_path)
+    with atomic_path(out) as tmp, RecordWriter(tmp) as writer:
+        for pgn_path in pgn_paths:
+            path = Path(pgn_path)
+            try:
+                text = path.read_text(encoding="utf-8-sig", errors="replace")
+            except OSError as exc:
+                raise RecordsError(f"cannot read PGN file {path}: {exc.strerror or exc}") from None
+            handle = io.StringIO(text)
+            while True:
                 try:
-                    text = path.read_text(encoding="utf-8-sig", errors="replace")
-                except OSError as exc:
-                    raise RecordsError(f"cannot read PGN file {path}: {exc.strerror or exc}") from None
-                handle = io.StringIO(text)
-                while True:
-                    try:
-                        game = chess.pgn.read_game(handle)
-                    except (ValueError, RuntimeError) as exc:  # defensive: python-chess normally records errors
-                        report.skipped[f"broken: {exc}"[:70]] += 1
-                        continue
-                    if game is None:
-                        break
-                    record, why = _record_from_pgn(game, report.imported)
-                    if record is None:
-                        report.skipped[why or "unknown"] += 1
-                    else:
-                        writer.write(record)
-                        report.imported += 1
-        os.replace(tmp, out_path)
-    finally:
-        tmp.unlink(missing_ok=True)
+                    game = chess.pgn.read_game(handle)
+                except (ValueError, RuntimeError) as exc:  # defensive: python-chess normally records errors
+                    report.skipped[f"broken: {exc}"[:70]] += 1
+                    continue
+                if game is None:
+                    break
+                record, why = _record_from_pgn(game, report.imported)
+                if record is None:
+                    report.skipped[why or "unknown"] += 1
+                else:
+                    writer.write(record)
+                    report.imported += 1
     return report

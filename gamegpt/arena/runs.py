@@ -1,13 +1,15 @@
-"""Resumable runs of indexed games (self-play, tournaments): worker processes, completed indices, atomic files.
+"""Resumable runs of indexed games (self-play, tournaments): the run loop, worker processes, completed indices.
 
 A run is a numbered list of games, each fully determined by its index and the run's settings, whose
 records are appended to a JSONL file as they finish. A run killed at any point continues by playing the
 indices its records file lacks (`completed_indices`), so no game is played twice or lost. The settings
 live in a summary JSON beside the records, and a re-run with other settings is refused (`check_settings`).
 
-`indexed_records` plays the pending indices, in this process or in worker processes (spawned, each with
-its own players and engine processes; a worker ends itself when the main process dies, even by SIGKILL,
-and its engines then read end-of-file and quit).
+`play_run` is the loop every kind of run shares: check the settings, read the records, play the pending
+games, keep the summary and the PGN export up to date; a `RunHooks` subclass says what differs (more
+checks, the summary's content, the PGN's headers). `indexed_records` plays the pending indices, in this
+process or in worker processes (spawned, each with its own players and engine processes; a worker ends
+itself when the main process dies, even by SIGKILL, and its engines then read end-of-file and quit).
 """
 
 from __future__ import annotations
@@ -23,11 +25,15 @@ import signal
 import threading
 from collections import Counter
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Protocol, Sequence
+from typing import Any, Callable, Iterator, Protocol, Sequence
 
+from tqdm import tqdm
+
+from gamegpt.atomic import write_json_atomic
 from gamegpt.errors import UserError
-from gamegpt.arena.records import GameRecord
+from gamegpt.arena.records import GameRecord, RecordWriter, iter_records
 
 
 class IndexedGames(Protocol):
@@ -52,26 +58,16 @@ def default_workers() -> int:
         return os.cpu_count() or 1
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to a temp file beside `path`, then rename it into place."""
-    write_text_atomic(path, json.dumps(data, indent=2) + "\n")
+def summary_path_for(records_path: Path) -> Path:
+    """Where the summary JSON of a records file lives (`games.jsonl` → `games.summary.json`)."""
+    return records_path.with_name(records_path.stem + ".summary.json")
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write text to a temp file beside `path`, then rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def check_settings(summary_path: Path, records_path: Path, settings: dict[str, Any]) -> str:
-    """Refuse a records file made with other settings (UserError); return the run's creation date (ISO,
-    UTC): today's for a new run, else the one in the summary."""
-    today = datetime.datetime.now(datetime.timezone.utc).date().isoformat()
+def read_summary(summary_path: Path, records_path: Path, settings: dict[str, Any]) -> dict[str, Any] | None:
+    """The summary of an earlier run with these `settings`, or None for a new run (no summary). Refuses
+    (UserError) a summary that cannot be read or names other settings."""
     if not summary_path.exists():
-        return today
+        return None
     try:
         summary = json.loads(summary_path.read_text())
         previous = summary["settings"]
@@ -79,13 +75,28 @@ def check_settings(summary_path: Path, records_path: Path, settings: dict[str, A
         raise UserError(f"{summary_path}: unreadable summary; move it away to start over") from None
     if previous != settings:
         raise UserError(f"{records_path} was made with other settings ({previous}); choose another --out")
-    return str(summary.get("created") or today)
+    return dict(summary)
 
 
-def completed_indices(existing: Iterable[GameRecord], n_games: int, records_path: Path, *,
-                      run: str = "self-play run") -> set[int]:
+def creation_date(summary: dict[str, Any] | None) -> str:
+    """The run's creation date (ISO, UTC): the one in its summary, else today's."""
+    today = datetime.datetime.now(datetime.timezone.utc).date().isoformat()
+    return str((summary or {}).get("created") or today)
+
+
+def check_settings(summary_path: Path, records_path: Path, settings: dict[str, Any]) -> str:
+    """Refuse a records file made with other settings (UserError, see `read_summary`); return the run's
+    creation date (ISO, UTC): today's for a new run, else the one in the summary."""
+    return creation_date(read_summary(summary_path, records_path, settings))
+
+
+def completed_indices(existing: Sequence[GameRecord], n_games: int, records_path: Path, *,
+                      run: str = "self-play run",
+                      check: Callable[[GameRecord], None] | None = None) -> set[int]:
     """The game indices in a records file, checked: each an int, none twice, all below `n_games`
-    (UserError otherwise; `run` names the kind of run in the messages)."""
+    (UserError otherwise; `run` names the kind of run in the messages). `check`, when given, runs on
+    each record once the first two checks pass and before the last, so it may refuse a record that is
+    not of this run, or one beyond `n_games` with a message of its own."""
     counts: Counter[int] = Counter()
     for record in existing:
         index = record.index
@@ -95,10 +106,111 @@ def completed_indices(existing: Iterable[GameRecord], n_games: int, records_path
     for index, count in counts.items():
         if count > 1:
             raise UserError(f"{records_path}: game {index} is in the file {count} times; not one {run}")
+    if check is not None:
+        for record in existing:
+            check(record)
     if counts and max(counts) >= n_games:
         raise UserError(f"{records_path} already holds game {max(counts)}; ask for at least {max(counts) + 1} "
                         f"games or choose another --out")
     return set(counts)
+
+
+class RunHooks:
+    """What differs between kinds of resumable run, for `play_run`: subclass it and override what the run
+    needs. The defaults check nothing more, add nothing to the summary and export no PGN."""
+
+    def check_summary(self, previous: dict[str, Any]) -> None:
+        """Refuse (UserError) the summary of an earlier run, whose settings match, for anything else."""
+
+    def check_record(self, record: GameRecord) -> None:
+        """Refuse (UserError) an existing record that is not of this run. Its index is a valid one, seen
+        once, and may lie beyond the run's games (see `completed_indices`)."""
+
+    def add(self, record: GameRecord) -> None:
+        """Take one record of the run into account: each existing one first, then each new one once written."""
+
+    def summary(self) -> dict[str, Any]:
+        """The summary's entries after settings, created and games, from the records `add` was given."""
+        return {}
+
+    def export_pgn(self, created: str) -> Path | None:
+        """Rebuild the PGN of the records file (which exists); return its path, or None for a run without one."""
+        return None
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What `play_run` left behind: the run's creation date (ISO), the games in its records file, the games
+    this call played, and the PGN export (None where the hooks made none)."""
+
+    created: str
+    games_total: int
+    games_new: int
+    pgn_path: Path | None
+
+
+def play_run(job: IndexedGames, hooks: RunHooks, *, records_path: Path, summary_path: Path,
+             settings: dict[str, Any], n_games: int, workers: int = 1, progress: bool = True,
+             label: str = "self-play", run: str = "self-play run", description: str | None = None,
+             local_state: Any = None) -> RunOutcome:
+    """Play the games 0..n_games-1 that `records_path` lacks, appending their records as they finish.
+
+    First refuses (UserError) a summary with other settings or records not of this run (`read_summary`,
+    `completed_indices` and the hooks' checks). Then writes the summary (so that even a run killed at once
+    leaves its settings behind), plays on `workers` processes (see `indexed_records`; `local_state` serves
+    when the games are played here, and stays the caller's to close) with a progress bar named
+    `description` (else `label`) unless `progress` is False, and at the end, also an interrupted one,
+    writes the summary again and rebuilds the PGN: an error there is raised only when every game was
+    played (after a failure, the first error is the one to report). `label` and `run` name the run in
+    messages ("self-play" workers, not one "self-play run").
+    """
+    previous = read_summary(summary_path, records_path, settings)
+    if previous is not None:
+        hooks.check_summary(previous)
+    created = creation_date(previous)
+    existing = list(iter_records(records_path)) if records_path.exists() else []
+    done = completed_indices(existing, n_games, records_path, run=run, check=hooks.check_record)
+    for record in existing:
+        hooks.add(record)
+    pending = [index for index in range(n_games) if index not in done]
+    workers = max(1, min(workers, len(pending)))
+
+    def write_summary(games: int) -> None:
+        write_json_atomic(summary_path, {"settings": settings, "created": created, "games": games,
+                                         **hooks.summary()})
+
+    write_summary(len(done))
+    written = 0
+    completed = False
+    try:
+        with RecordWriter(records_path) as writer, tqdm(
+            total=n_games, initial=len(done), disable=not progress, desc=description or label, unit="game",
+            smoothing=0.1,
+        ) as bar, indexed_records(job, pending, workers, label=label,
+                                  local_state=local_state if workers == 1 else None) as records:
+            for record in records:
+                writer.write(record)
+                hooks.add(record)
+                written += 1
+                bar.update(1)
+        completed = True
+    finally:
+        if written:
+            write_summary(len(done) + written)
+        pgn_path = _export_pgn(hooks, records_path, created, must_succeed=completed)
+    return RunOutcome(created, len(done) + written, written, pgn_path)
+
+
+def _export_pgn(hooks: RunHooks, records_path: Path, created: str, *, must_succeed: bool) -> Path | None:
+    """The hooks' PGN export of an existing records file; its errors are raised only when `must_succeed`."""
+    if not records_path.exists():
+        return None
+    try:
+        return hooks.export_pgn(created)
+    except Exception:
+        if must_succeed:
+            raise
+        return None
 
 
 @contextmanager

@@ -10,7 +10,7 @@ A checkpoint is a directory:
 
 A training run keeps them in `OUT/checkpoints/step-000123/`; `OUT/checkpoints/latest` is a text file naming
 the newest one. Each checkpoint is built in `OUT/checkpoints/.tmp-*` and renamed into place, and `latest` is
-replaced with os.replace, so a killed run leaves only complete checkpoints (and `.tmp-*` leftovers, removed
+replaced atomically (`gamegpt.atomic`), so a killed run leaves only complete checkpoints (and `.tmp-*` leftovers, removed
 by `remove_temp_dirs` at the next start). Files carry SHA-256 digests, so corruption is detected.
 
 Every loading failure raises CheckpointError with one line naming the path.
@@ -29,6 +29,7 @@ from typing import Any
 from safetensors.torch import load as parse_safetensors, save as serialize_safetensors
 import torch
 
+from gamegpt.atomic import TEMP_PREFIX, atomic_directory, temp_path, write_text_atomic
 from gamegpt.core.model import GPT, GPTConfig
 from gamegpt.errors import CheckpointError, ConfigError
 
@@ -38,7 +39,6 @@ CONFIG_FILE = "config.json"
 MODEL_FILE = "model.safetensors"
 OPTIMIZER_FILE = "optimizer.safetensors"
 TRAINER_FILE = "trainer.json"
-TEMP_PREFIX = ".tmp-"
 FORMAT = "gamegpt-checkpoint"
 VERSION = 1
 _STEP_DIR = re.compile(r"^step-(\d+)$")
@@ -51,19 +51,6 @@ def step_dir_name(step: int) -> str:
 
 
 # ----------------------------------------------------------------------------------------------- writing
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _write_bytes(path: Path, data: bytes) -> str:
@@ -118,7 +105,7 @@ def _optimizer_tensors(model: GPT, optimizer: torch.optim.Optimizer) -> dict[str
 
 def _rename_aside_and_delete(path: Path) -> None:
     """Remove a directory so that a kill never leaves it half deleted: rename to .tmp-*, then delete."""
-    aside = path.parent / f"{TEMP_PREFIX}del-{path.name}-{os.getpid()}"
+    aside = temp_path(path)
     os.rename(path, aside)
     shutil.rmtree(aside, ignore_errors=True)
 
@@ -135,21 +122,8 @@ def save_model(dst_dir: str | os.PathLike[str], model: GPT, codec: dict[str, Any
         raise ConfigError(f"dtype must be one of {', '.join(_SAVE_DTYPES)}, got {dtype!r}")
     if dst.exists() and not overwrite:
         raise CheckpointError(f"{dst}: already exists")
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.parent / f"{TEMP_PREFIX}{dst.name}-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    try:
+    with atomic_directory(dst) as tmp:
         _write_model_files(tmp, model, codec, meta, _SAVE_DTYPES[dtype])
-        _fsync_dir(tmp)
-        if dst.exists():
-            _rename_aside_and_delete(dst)
-        os.rename(tmp, dst)
-        _fsync_dir(dst.parent)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return dst
 
 
@@ -172,14 +146,9 @@ def save_checkpoint(
     `keep=None` keeps every checkpoint. Returns the checkpoint directory.
     """
     root = Path(run_dir) / CHECKPOINTS_DIR
-    root.mkdir(parents=True, exist_ok=True)
     name = step_dir_name(step)
     final = root / name
-    tmp = root / f"{TEMP_PREFIX}{name}-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    try:
+    with atomic_directory(final) as tmp:  # a `final` left by a run killed before `latest` moved on is replaced
         _write_model_files(tmp, model, codec, {**meta, "step": step})
         if optimizer is not None or trainer_state is not None or rng_states is not None:
             tensors = _optimizer_tensors(model, optimizer) if optimizer is not None else {}
@@ -189,18 +158,7 @@ def save_checkpoint(
             digest = _write_bytes(tmp / OPTIMIZER_FILE, data)
             state = {**(trainer_state or {}), "step": step, "files": {OPTIMIZER_FILE: _file_entry(digest, data)}}
             _write_json(tmp / TRAINER_FILE, state)
-        _fsync_dir(tmp)
-        if final.exists():  # left by a run killed after the rename but before `latest` moved on
-            _rename_aside_and_delete(final)
-        os.rename(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    _fsync_dir(root)
-    latest_tmp = root / f"{TEMP_PREFIX}{LATEST_FILE}-{os.getpid()}"
-    _write_bytes(latest_tmp, (name + "\n").encode("ascii"))
-    os.replace(latest_tmp, root / LATEST_FILE)
-    _fsync_dir(root)
+    write_text_atomic(root / LATEST_FILE, name + "\n")
     if keep is not None:
         for old in list_checkpoints(root)[:-keep] if keep > 0 else []:
             if old.name != name:

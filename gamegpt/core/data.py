@@ -21,13 +21,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 from pathlib import Path
 from typing import Any, BinaryIO, Iterable
 
 import numpy as np
 import torch
 
+from gamegpt.atomic import atomic_directory
 from gamegpt.errors import UserError
 
 SPLITS = ("train", "val")
@@ -118,12 +118,7 @@ def write_shards(
     if out.exists() and not overwrite:
         raise UserError(f"{out}: already exists (choose another directory or pass overwrite)")
     dtype = dtype_for_vocab(vocab_size)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".tmp-{out.name}-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    try:
+    with atomic_directory(out) as tmp:
         n_games_read = {split: 0 for split in SPLITS}
         tokens_read = {split: 0 for split in SPLITS}
         with open(tmp / "train.bin", "wb") as train_file, open(tmp / "val.bin", "wb") as val_file:
@@ -172,16 +167,6 @@ def write_shards(
             "seed": seed,
         }
         _write_json(tmp / META_FILE, meta)
-        if out.exists():
-            old = out.parent / f".tmp-old-{out.name}-{os.getpid()}"
-            os.rename(out, old)
-            os.rename(tmp, out)
-            shutil.rmtree(old)
-        else:
-            os.rename(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return meta
 
 

@@ -34,6 +34,7 @@ import yaml
 from tqdm import tqdm
 
 import gamegpt
+from gamegpt.atomic import write_text_atomic
 from gamegpt.core.checkpoint import (
     CHECKPOINTS_DIR,
     LATEST_FILE,
@@ -412,9 +413,7 @@ def _trim_log(path: Path, step: int) -> None:
             continue
         if isinstance(event, dict) and isinstance(event.get("step"), int) and event["step"] <= step:
             kept.append(line)
-    tmp = path.with_name(f".tmp-{path.name}-{os.getpid()}")
-    tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomic(path, "".join(line + "\n" for line in kept))
 
 
 # ------------------------------------------------------------------------------------------ training

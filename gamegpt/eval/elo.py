@@ -34,6 +34,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from gamegpt.atomic import write_json_atomic, write_text_atomic
 from gamegpt.errors import UserError
 
 ELO_SCALE = 400.0 / math.log(10.0)  # Elo points per natural logistic unit (about 173.7)
@@ -374,8 +375,6 @@ class _Problem:
 def write_elo(fit: EloFit, out_dir: str | Path, *, stem: str = "ratings", title: str | None = None) -> list[Path]:
     """Write `<stem>.txt` (the table), `<stem>.json` and `<stem>.png` into `out_dir`, atomically; returns
     the paths."""
-    from gamegpt.arena.runs import write_json_atomic, write_text_atomic
-
     out = Path(out_dir)
     text_path, json_path, png_path = out / f"{stem}.txt", out / f"{stem}.json", out / f"{stem}.png"
     write_text_atomic(text_path, fit.table() + "\n")

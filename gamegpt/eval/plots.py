@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from gamegpt.atomic import atomic_path
+
 
 def pyplot() -> Any:
     """matplotlib.pyplot on the Agg backend (no display needed)."""
@@ -19,10 +21,8 @@ def pyplot() -> Any:
 def save_figure(fig: Any, path: str | Path, dpi: int = 120) -> Path:
     """Write `fig` as PNG to a temp file beside `path`, rename it into place, and close the figure."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.tight_layout()
-    fig.savefig(tmp, dpi=dpi)
+    with atomic_path(path) as tmp:  # the temp name keeps the suffix, from which savefig takes the format
+        fig.tight_layout()
+        fig.savefig(tmp, dpi=dpi)
     pyplot().close(fig)
-    tmp.replace(path)
     return path

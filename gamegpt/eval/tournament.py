@@ -40,23 +40,22 @@ games.jsonl, and only the missing ones are played.
 
 from __future__ import annotations
 
-import json
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import chess.pgn
-from tqdm import tqdm
 
+from gamegpt.atomic import write_text_atomic
 from gamegpt.errors import PlayerSpecError, UserError
 from gamegpt.arena.play import TimeControl, derive_seed, play_game
 from gamegpt.eval.elo import EloFit, fit_elo, write_elo
 from gamegpt.eval.openings import START_POSITION, Opening
 from gamegpt.players.base import Player
 from gamegpt.arena.specs import PlayerSpec, make_player
-from gamegpt.arena.records import GameRecord, RecordWriter, iter_records
-from gamegpt.arena.runs import check_settings, indexed_records, write_json_atomic, write_text_atomic
+from gamegpt.arena.records import GameRecord
+from gamegpt.arena.runs import RunHooks, play_run
 
 MODES = ("round-robin", "gauntlet")
 DEFAULT_ANCHOR_ELO = 1350
@@ -359,50 +358,17 @@ def run_tournament(
     settings: dict[str, Any] = {"players": specs, "mode": mode, "subjects": subject_names if mode == "gauntlet" else [],
                                 "neighbours": neighbours if mode == "gauntlet" else None, **limits.to_dict(),
                                 "max_plies": max_plies, "seed": seed}
-    created = check_settings(summary_path, records_path, settings)
-    book = [o.to_dict() for o in openings]
-    _check_openings(summary_path, book)
     schedule = make_schedule(pairings, len(openings))
-    existing = list(iter_records(records_path)) if records_path.exists() else []
-    done = _completed(existing, schedule, records_path, games_per_opening=2 * len(pairings))
-    pending = [game.index for game in schedule if game.index not in done]
     job = _TournamentJob(tuple(specs.items()), tuple(schedule), tuple(openings), seed, max_plies,
                          limits.time_control, torch_threads)
-    workers = max(1, min(workers, len(pending)))
-    records = {r.index: r for r in existing}
-
-    def summary() -> dict[str, Any]:
-        return {"settings": settings, "created": created, "event": event, "games": len(records),
-                "games_scheduled": len(schedule), "openings": book, "pairings": [list(p) for p in pairings],
-                "standings": standings(records.values(), names),
-                "pairing_results": pairing_results(records.values(), pairings),
-                "terminations": dict(Counter(r.termination for r in records.values()))}
-
-    write_json_atomic(summary_path, summary())
-    written = 0
-    completed = False
-    try:
-        with RecordWriter(records_path) as writer, tqdm(
-            total=len(schedule), initial=len(done), disable=not progress, desc="tournament", unit="game",
-            smoothing=0.1,
-        ) as bar, indexed_records(job, pending, workers, label="tournament") as finished:
-            for record in finished:
-                writer.write(record)
-                records[record.index] = record  # type: ignore[index]
-                written += 1
-                bar.update(1)
-        completed = True
-    finally:
-        if written:
-            write_json_atomic(summary_path, summary())
-        if records_path.exists():
-            try:
-                _export_pgn(records_path, pgn_path, created, event, specs)
-            except Exception:
-                if completed:
-                    raise
-    result = TournamentResult(out, records_path, pgn_path, summary_path, len(records), len(schedule), written,
-                              standings(records.values(), names))
+    hooks = _TournamentHooks(records_path, pgn_path, event, specs, names, list(pairings), schedule,
+                             [o.to_dict() for o in openings])
+    outcome = play_run(job, hooks, records_path=records_path, summary_path=summary_path, settings=settings,
+                       n_games=len(schedule), workers=workers, progress=progress, label="tournament",
+                       run="tournament")
+    records = hooks.records
+    result = TournamentResult(out, records_path, pgn_path, summary_path, outcome.games_total, len(schedule),
+                              outcome.games_new, standings(records.values(), names))
     result.ratings = rate_records(records.values(), anchor=anchor, anchor_rating=anchor_value,
                                   confidence=confidence, players=names)
     result.rating_paths = write_elo(result.ratings, out, title=f"{event}: Elo from {result.ratings.games} games")
@@ -410,41 +376,59 @@ def run_tournament(
     return result
 
 
-def _check_openings(summary_path: Path, book: list[dict[str, Any]]) -> None:
-    """Refuse openings that differ from those of an earlier run (UserError); a longer or shorter list with
-    the same start is fine (games of openings beyond a shorter list are caught by `_completed`)."""
-    if not summary_path.exists():
-        return
-    previous = json.loads(summary_path.read_text()).get("openings") or []
-    common = min(len(previous), len(book))
-    if previous[:common] != book[:common]:
-        first = next(k for k in range(common) if previous[k] != book[k])
-        raise UserError(f"{summary_path.parent}: opening {first + 1} differs from the one its games were played "
-                        f"with ({previous[first].get('name')!r}, now {book[first].get('name')!r}); use the same book, "
-                        "seed and order, or choose another --out")
+@dataclass
+class _TournamentHooks(RunHooks):
+    """A tournament's part of the run loop (`play_run`): its opening book and schedule checks, its summary
+    (standings, pairing results) from the records it keeps, and its PGN headers."""
 
+    records_path: Path
+    pgn_path: Path
+    event: str
+    specs: dict[str, str]
+    names: list[str]
+    pairings: list[tuple[str, str]]
+    schedule: list[ScheduledGame]
+    book: list[dict[str, Any]]
+    records: dict[int, GameRecord] = field(default_factory=dict)
 
-def _completed(existing: Sequence[GameRecord], schedule: Sequence[ScheduledGame], records_path: Path,
-               games_per_opening: int) -> set[int]:
-    """The indices of the games in the records file, checked against the schedule: each once, each the
-    scheduled pairing (UserError otherwise)."""
-    done: set[int] = set()
-    for record in existing:
+    def check_summary(self, previous: dict[str, Any]) -> None:
+        """Refuse openings that differ from those of an earlier run (UserError); a longer or shorter list
+        with the same start is fine (games of openings beyond a shorter list are caught by `check_record`)."""
+        earlier = previous.get("openings") or []
+        common = min(len(earlier), len(self.book))
+        if earlier[:common] != self.book[:common]:
+            first = next(k for k in range(common) if earlier[k] != self.book[k])
+            raise UserError(f"{self.records_path.parent}: opening {first + 1} differs from the one its games were "
+                            f"played with ({earlier[first].get('name')!r}, now {self.book[first].get('name')!r}); "
+                            "use the same book, seed and order, or choose another --out")
+
+    def check_record(self, record: GameRecord) -> None:
+        """Refuse a game beyond the schedule (asking for the openings it needs) or not its scheduled pairing."""
         index = record.index
-        if not isinstance(index, int) or isinstance(index, bool) or index < 0:
-            raise UserError(f"{records_path}: a record has game index {index!r}; not the records of a tournament")
-        if index in done:
-            raise UserError(f"{records_path}: game {index} is in the file twice; not one tournament")
-        if index >= len(schedule):
-            openings = index // games_per_opening + 1
-            raise UserError(f"{records_path} holds games of {openings} openings; ask for at least {openings} "
+        assert index is not None  # checked by completed_indices
+        if index >= len(self.schedule):
+            openings = index // (2 * len(self.pairings)) + 1
+            raise UserError(f"{self.records_path} holds games of {openings} openings; ask for at least {openings} "
                             "openings or choose another --out")
-        expected = schedule[index]
+        expected = self.schedule[index]
         if record.extra.get("entrants") != [expected.white, expected.black]:
-            raise UserError(f"{records_path}: game {index} was {record.extra.get('entrants')}, the schedule says "
-                            f"{[expected.white, expected.black]}; not this tournament")
-        done.add(index)
-    return done
+            raise UserError(f"{self.records_path}: game {index} was {record.extra.get('entrants')}, the schedule "
+                            f"says {[expected.white, expected.black]}; not this tournament")
+
+    def add(self, record: GameRecord) -> None:
+        assert record.index is not None
+        self.records[record.index] = record
+
+    def summary(self) -> dict[str, Any]:
+        records = self.records.values()
+        return {"event": self.event, "games_scheduled": len(self.schedule), "openings": self.book,
+                "pairings": [list(p) for p in self.pairings], "standings": standings(records, self.names),
+                "pairing_results": pairing_results(records, self.pairings),
+                "terminations": dict(Counter(r.termination for r in records))}
+
+    def export_pgn(self, created: str) -> Path | None:
+        _export_pgn(self.records_path, self.pgn_path, created, self.event, self.specs)
+        return self.pgn_path
 
 
 # --------------------------------------------------------------------------- results

@@ -70,7 +70,8 @@ from gamegpt.eval.tournament import (
 )
 from gamegpt.arena.specs import PlayerSpec
 from gamegpt.arena.records import read_records
-from gamegpt.arena.runs import check_settings, write_json_atomic, write_text_atomic
+from gamegpt.arena.runs import check_settings
+from gamegpt.atomic import write_json_atomic, write_text_atomic
 from gamegpt.experiments.pipeline import train_model_on_records
 from gamegpt.selfplay.runner import run_selfplay
 

@@ -26,7 +26,8 @@ from gamegpt.eval.tictactoe import SettingResult, evaluate, format_table
 from gamegpt.players.base import Noisy
 from gamegpt.players.newell_simon import NewellSimonPlayer
 from gamegpt.experiments.pipeline import train_model_on_records
-from gamegpt.selfplay.runner import run_selfplay, write_json_atomic
+from gamegpt.atomic import write_json_atomic
+from gamegpt.selfplay.runner import run_selfplay
 
 DEFAULT_NOISE = (0.0, 0.05, 0.5, 0.8)
 DEFAULT_TEMPERATURES = (1.0, 0.001)

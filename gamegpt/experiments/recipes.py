@@ -17,7 +17,8 @@ from gamegpt.core.train import TrainConfig
 from gamegpt.engine.model_player import load_model_player
 from gamegpt.eval.tictactoe import SettingResult, evaluate, format_table, plot_results
 from gamegpt.experiments.pipeline import train_model_on_records
-from gamegpt.selfplay.runner import run_selfplay, write_json_atomic
+from gamegpt.atomic import write_json_atomic
+from gamegpt.selfplay.runner import run_selfplay
 
 TICTACTOE_MATCHUPS = (
     ("newell-simon", "random"),

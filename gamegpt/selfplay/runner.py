@@ -6,29 +6,27 @@ processes plays the games (each builds its players once: one engine process per 
 the main process appends each finished record at once, so records may be out of index order, and a
 kill or Ctrl-C loses at most the games in flight. A summary JSON beside the records names the settings;
 a re-run with other settings is refused. Chess runs also rebuild a PGN export beside the records
-(`games.jsonl` → `games.pgn`) at the end of every run, interrupted or not.
+(`games.jsonl` → `games.pgn`) at the end of every run, interrupted or not. The loop itself, shared with
+tournaments, is `gamegpt.arena.runs.play_run`.
 """
 
 from __future__ import annotations
 
-import os
 from collections import Counter
-from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
-from tqdm import tqdm
-
+from gamegpt.atomic import atomic_path, write_json_atomic
 from gamegpt.errors import UserError
 from gamegpt.arena.play import derive_seed, play_game
 from gamegpt.games import new_game
 from gamegpt.players.base import Player
 from gamegpt.arena.specs import PlayerSpec, make_player
-from gamegpt.arena.records import GameRecord, RecordWriter, iter_records
-from gamegpt.arena.runs import check_settings, completed_indices, indexed_records, write_json_atomic
+from gamegpt.arena.records import GameRecord, RecordWriter
+from gamegpt.arena.runs import RunHooks, play_run, summary_path_for
 
-__all__ = ["SelfplayResult", "run_selfplay", "summary_path_for", "write_enumeration", "write_json_atomic"]
+__all__ = ["SelfplayResult", "run_selfplay", "write_enumeration"]
 
 
 @dataclass
@@ -41,11 +39,6 @@ class SelfplayResult:
     games_new: int
     results: dict[str, int]
     pgn_path: Path | None = None
-
-
-def summary_path_for(records_path: Path) -> Path:
-    """Where the summary JSON of a records file lives (`games.jsonl` → `games.summary.json`)."""
-    return records_path.with_name(records_path.stem + ".summary.json")
 
 
 def run_selfplay(
@@ -78,42 +71,21 @@ def run_selfplay(
     settings: dict[str, Any] = {"game": game, "players": list(player_specs), "seed": seed, "max_plies": max_plies}
     if game_options:
         settings["game_options"] = game_options
-    created = check_settings(summary_path, records_path, settings)
     new_game(game, **game_options)  # an unknown game or option fails here, before any work
-    existing = list(iter_records(records_path)) if records_path.exists() else []
-    done = completed_indices(existing, n_games, records_path)
-    pending = [index for index in range(n_games) if index not in done]
     players = [make_player(spec, game) for spec in player_specs]  # bad specs fail here, in one clear line
-    workers = max(1, min(workers, len(pending)))
     if workers > 1:
         _close_all(players)  # each worker builds its own; these only checked the specs (engines start lazily)
         players = []
-    job = _Job(game, list(player_specs), game_options, seed, max_plies)
-    results = Counter(r.result for r in existing)
-    if not summary_path.exists():  # first, so that even a run killed at once leaves its settings behind
-        write_json_atomic(summary_path, {"settings": settings, "created": created, "games": len(done),
-                                         "results": dict(results)})
-    written = 0
-    completed = False
+    hooks = _SelfplayHooks(game, records_path)
     try:
-        with RecordWriter(records_path) as writer, tqdm(
-            total=n_games, initial=len(done), disable=not progress, desc=f"self-play {game}", unit="game",
-            smoothing=0.1,
-        ) as bar, _records(job, players, pending, workers) as records:
-            for record in records:
-                writer.write(record)
-                results[record.result] += 1
-                written += 1
-                bar.update(1)
-        completed = True
+        outcome = play_run(_Job(game, list(player_specs), game_options, seed, max_plies), hooks,
+                           records_path=records_path, summary_path=summary_path, settings=settings,
+                           n_games=n_games, workers=workers, progress=progress, label="self-play",
+                           run="self-play run", description=f"self-play {game}", local_state=players if workers == 1 else None)
     finally:
         _close_all(players)
-        total = len(done) + written
-        if written:
-            write_json_atomic(summary_path, {"settings": settings, "created": created, "games": total,
-                                             "results": dict(results)})
-        pgn_path = _export_pgn(game, records_path, must_succeed=completed)
-    return SelfplayResult(records_path, summary_path, total, written, dict(results), pgn_path)
+    return SelfplayResult(records_path, summary_path, outcome.games_total, outcome.games_new, dict(hooks.results),
+                          outcome.pgn_path)
 
 
 def _close_all(players: Sequence[Player]) -> None:
@@ -121,21 +93,28 @@ def _close_all(players: Sequence[Player]) -> None:
         player.close()
 
 
-def _export_pgn(game: str, records_path: Path, *, must_succeed: bool) -> Path | None:
-    """Rebuild the PGN of a chess run; after a failed or interrupted run, errors here are not raised
-    (the first error is the one to report)."""
-    if game != "chess" or not records_path.exists():
-        return None
-    from gamegpt.arena.pgn_export import export_pgn, pgn_path_for
+@dataclass
+class _SelfplayHooks(RunHooks):
+    """A self-play run's part of the loop: its summary counts the results; chess runs export a PGN."""
 
-    pgn_path = pgn_path_for(records_path)
-    try:
-        export_pgn(records_path, pgn_path)
-    except Exception:
-        if must_succeed:
-            raise
-        return None
-    return pgn_path
+    game: str
+    records_path: Path
+    results: Counter[str] = field(default_factory=Counter)
+
+    def add(self, record: GameRecord) -> None:
+        self.results[record.result] += 1
+
+    def summary(self) -> dict[str, Any]:
+        return {"results": dict(self.results)}
+
+    def export_pgn(self, created: str) -> Path | None:
+        if self.game != "chess":
+            return None
+        from gamegpt.arena.pgn_export import export_pgn, pgn_path_for
+
+        pgn_path = pgn_path_for(self.records_path)
+        export_pgn(self.records_path, pgn_path)
+        return pgn_path
 
 
 # --------------------------------------------------------------------------- playing the games
@@ -160,13 +139,6 @@ class _Job:
         _close_all(players)
 
 
-def _records(job: _Job, players: list[Player], pending: list[int],
-             workers: int) -> AbstractContextManager[Iterator[GameRecord]]:
-    """The records of the pending games as they finish: in this process with `players` (one worker), else
-    from `workers` processes (see `gamegpt.arena.runs.indexed_records`)."""
-    return indexed_records(job, pending, workers, label="self-play", local_state=players if workers == 1 else None)
-
-
 def write_enumeration(out: str | Path) -> SelfplayResult:
     """Write every tic-tac-toe game in which at least one side follows the Newell–Simon rules and the other
     plays every legal move (see `enumerate_newell_simon_games`). Overwrites `out` atomically."""
@@ -174,10 +146,8 @@ def write_enumeration(out: str | Path) -> SelfplayResult:
 
     as_x, as_o = set(enumerate_games(0)), set(enumerate_games(1))
     records_path = Path(out)
-    tmp = records_path.with_name(f".{records_path.name}.{os.getpid()}.tmp")
-    records_path.parent.mkdir(parents=True, exist_ok=True)
     results: Counter[str] = Counter()
-    with RecordWriter(tmp) as writer:
+    with atomic_path(records_path) as tmp, RecordWriter(tmp) as writer:
         for index, history in enumerate(sorted(as_x | as_o)):
             from gamegpt.games.tictactoe import TicTacToe
 
@@ -190,7 +160,6 @@ def write_enumeration(out: str | Path) -> SelfplayResult:
                                 result=outcome.result, termination=outcome.termination, index=index)
             writer.write(record)
             results[record.result] += 1
-    os.replace(tmp, records_path)
     summary_path = summary_path_for(records_path)
     total = sum(results.values())
     write_json_atomic(summary_path, {"settings": {"game": "tictactoe", "enumerate": "newell-simon"},
