@@ -29,7 +29,7 @@ from gamegpt.eval.openings import START_POSITION, Opening, load_openings
 from gamegpt.eval.tournament import (
     LADDERS,
     Entrant,
-    Limits,
+    add_engine_limits,
     ladder_entrants,
     make_pairings,
     make_schedule,
@@ -40,6 +40,7 @@ from gamegpt.eval.tournament import (
 from gamegpt.games.base import Game
 from gamegpt.games.chess import ChessGame
 from gamegpt.players.base import Noisy, Player, RandomPlayer
+from gamegpt.players.limits import SearchLimits
 from gamegpt.players.uci import UciPlayer, find_stockfish
 from gamegpt.arena.records import iter_records, read_records
 from gamegpt.shared_data import shared_data_dir
@@ -59,13 +60,14 @@ def test_entrants_names_limits_and_the_default_anchor() -> None:
     assert parse_entrant("sf=stockfish:elo=1350") == Entrant("sf", "stockfish:elo=1350")
     assert parse_entrant("rnd=random") == Entrant("rnd", "random")
     assert parse_entrant("model:path=/a/b/run7,temperature=0.1").name == "model:path=run7,temperature=0.1"
-    limits = Limits(nodes=300)
-    assert limits.apply("stockfish:elo=1500") == "stockfish:elo=1500,nodes=300"
-    assert limits.apply("stockfish") == "stockfish:nodes=300"
-    assert limits.apply("stockfish:skill=0,nodes=20,noise=0.5") == "stockfish:skill=0,nodes=20,noise=0.5"
-    assert limits.apply("random") == "random" and Limits(movetime=50).apply("uci:cmd=x") == "uci:cmd=x,movetime=50"
+    limits = SearchLimits(nodes=300)
+    assert add_engine_limits("stockfish:elo=1500", limits) == "stockfish:elo=1500,nodes=300"
+    assert add_engine_limits("stockfish", limits) == "stockfish:nodes=300"
+    assert add_engine_limits("stockfish:skill=0,nodes=20,noise=0.5", limits) == "stockfish:skill=0,nodes=20,noise=0.5"
+    assert add_engine_limits("random", limits) == "random"
+    assert add_engine_limits("uci:cmd=x", SearchLimits(movetime=50)) == "uci:cmd=x,movetime=50"
     with pytest.raises(UserError, match="nodes must be at least 1"):
-        Limits(nodes=0)
+        SearchLimits(nodes=0)
 
     ladder = ladder_entrants("default")
     assert [e.spec for e in ladder] == list(LADDERS["default"])
@@ -263,7 +265,7 @@ def test_a_tournament_of_a_model_stockfish_and_the_random_player(tmp_path: Path,
     model = f"model:path={untrained_chess_model},policy=mask"
     openings = load_openings(BOOK_TSV, count=2, seed=5, max_plies=6)
     result = run_tournament([model, "stockfish:elo=1350", "random"], out_dir=tmp_path, openings=openings,
-                            limits=Limits(nodes=50), max_plies=40, workers=2, seed=1, progress=False)
+                            engine_limits=SearchLimits(nodes=50), max_plies=40, workers=2, seed=1, progress=False)
     names = ["model:path=model,policy=mask", "stockfish:elo=1350", "random"]
     assert result.games_total == result.games_scheduled == result.games_new == 3 * 2 * 2
     records = sorted(read_records(tmp_path / "games.jsonl"), key=lambda r: r.index)  # type: ignore[arg-type, return-value]

@@ -60,7 +60,8 @@ def tournament(players: Sequence[str], opponents: Sequence[str], ladder: str | N
     after --max-plies. Writes games.jsonl, games.pgn, tournament.json, standings.txt and ratings.txt/json/png."""
     from gamegpt.arena.play import TimeControl
     from gamegpt.eval.openings import START_POSITION, default_book, load_openings
-    from gamegpt.eval.tournament import Limits, format_standings, ladder_entrants, parse_entrant, run_tournament
+    from gamegpt.eval.tournament import format_standings, ladder_entrants, parse_entrant, run_tournament
+    from gamegpt.players.limits import SearchLimits
     from gamegpt.players.uci import STOCKFISH_ENV, find_stockfish
     from gamegpt.arena.runs import default_workers
 
@@ -89,7 +90,8 @@ def tournament(players: Sequence[str], opponents: Sequence[str], ladder: str | N
     try:
         result = run_tournament(subjects + rivals, out_dir=out_dir, openings=openings, mode=mode,
                                 subjects=[s.name for s in subjects] if mode == "gauntlet" else [],
-                                neighbours=neighbours, limits=Limits(clock, nodes, movetime), max_plies=max_plies,
+                                neighbours=neighbours, time_control=clock,
+                                engine_limits=SearchLimits(nodes=nodes, movetime=movetime), max_plies=max_plies,
                                 workers=workers, seed=seed, anchor=anchor, anchor_rating=anchor_rating,
                                 confidence=confidence, progress=not no_progress)
     finally:

@@ -1,11 +1,12 @@
 """Chess tournaments between players given by spec, rated by maximum-likelihood Elo.
 
-    from gamegpt.eval.tournament import Limits, ladder_entrants, run_tournament
+    from gamegpt.eval.tournament import ladder_entrants, run_tournament
+    from gamegpt.players.limits import SearchLimits
     from gamegpt.eval.openings import load_openings
     result = run_tournament(["cold=model:path=chessgpt,temperature=0.001", *ladder_entrants("default")],
                             mode="gauntlet", subjects=["cold"],
                             openings=load_openings("../shared/data/openings/2moves_v2.pgn", count=10),
-                            limits=Limits(nodes=1000), out_dir="results/tournament", workers=2)
+                            engine_limits=SearchLimits(nodes=1000), out_dir="results/tournament", workers=2)
     print(result.ratings.table())   # also in results/tournament/ratings.txt, .json, .png
 
 Entrants are `[NAME=]SPEC` texts (see `gamegpt.arena.specs`); without a name, the spec is the name (with
@@ -20,11 +21,12 @@ the game (the model reads the whole game from move 1); the players take over aft
 schedule is always the same pairing, colours and opening, seeded by (seed, i); the schedule runs opening
 by opening, so a tournament given more openings later (same seed and book order) keeps every game played.
 
-Limits. `Limits(time_control=TimeControl.parse("10+0.1"))` gives each side a clock, enforced by the arena
+Limits. `time_control=TimeControl.parse("10+0.1")` gives each side a clock, enforced by the arena
 (the wall time of each move is taken off it; a side whose clock runs out loses, or draws when the opponent
-has too little material to mate); UCI engines get `wtime/btime/winc/binc`. `Limits(nodes=N)` or
-`Limits(movetime=MS)` are added to every Stockfish/UCI spec that states no nodes, depth or movetime of its
-own. Both may be combined. Without any, engines use their specs' limits (Stockfish: nodes=1000).
+has too little material to mate); UCI engines get `wtime/btime/winc/binc`. `engine_limits=SearchLimits(nodes=N)`
+(or `movetime=MS`, `depth=D`) is added to every Stockfish/UCI spec that states no nodes, depth or movetime of
+its own (`add_engine_limits`). Both may be combined. Without any, engines use their specs' limits
+(Stockfish: nodes=1000).
 
 Adjudication (no tablebases): the rules of chess end a game (mate, stalemate, insufficient material); a
 draw that can be claimed is claimed at once for the player to move (threefold repetition, 50-move rule);
@@ -53,6 +55,7 @@ from gamegpt.arena.play import TimeControl, derive_seed, play_game
 from gamegpt.eval.elo import EloFit, fit_elo, write_elo
 from gamegpt.eval.openings import START_POSITION, Opening
 from gamegpt.players.base import Player
+from gamegpt.players.limits import SearchLimits
 from gamegpt.arena.specs import PlayerSpec, make_player
 from gamegpt.arena.records import GameRecord
 from gamegpt.arena.runs import RunHooks, play_run
@@ -90,31 +93,14 @@ class Entrant:
     spec: str
 
 
-@dataclass(frozen=True)
-class Limits:
-    """Search limits for the whole tournament (see the module docstring)."""
-
-    time_control: TimeControl | None = None
-    nodes: int | None = None
-    movetime: int | None = None
-
-    def __post_init__(self) -> None:
-        for key in ("nodes", "movetime"):
-            value = getattr(self, key)
-            if value is not None and value < 1:
-                raise UserError(f"{key} must be at least 1, got {value}")
-
-    def apply(self, spec: str) -> str:
-        """`spec` with the tournament's nodes/movetime added when it is an engine spec that states no limit."""
-        parsed = PlayerSpec.parse(spec)
-        if parsed.name not in ENGINE_PLAYERS or any(key in parsed.options for key in LIMIT_KEYS):
-            return spec
-        extra = {key: value for key, value in (("nodes", self.nodes), ("movetime", self.movetime)) if value is not None}
-        return str(parsed.with_options(**extra)) if extra else spec
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"time_control": None if self.time_control is None else str(self.time_control),
-                "nodes": self.nodes, "movetime": self.movetime}
+def add_engine_limits(spec: str, limits: SearchLimits) -> str:
+    """`spec` with the fixed limits of `limits` (nodes, depth, movetime) added when it is an engine spec that
+    states no limit of its own."""
+    parsed = PlayerSpec.parse(spec)
+    if parsed.name not in ENGINE_PLAYERS or any(key in parsed.options for key in LIMIT_KEYS):
+        return spec
+    extra = limits.fixed.to_dict()
+    return str(parsed.with_options(**extra)) if extra else spec
 
 
 @dataclass(frozen=True)
@@ -312,7 +298,8 @@ def run_tournament(
     mode: str = "round-robin",
     subjects: Sequence[str] = (),
     neighbours: int = 2,
-    limits: Limits = Limits(),
+    time_control: TimeControl | None = None,
+    engine_limits: SearchLimits = SearchLimits(),
     max_plies: int | None = 400,
     workers: int = 1,
     seed: int = 0,
@@ -350,17 +337,19 @@ def run_tournament(
     names = [e.name for e in entrants]
     pairings = make_pairings(names, mode=mode, subjects=subject_names, neighbours=neighbours)
     anchor, anchor_value = resolve_anchor(entrants, anchor, anchor_rating)
-    specs = {e.name: limits.apply(e.spec) for e in entrants}
+    specs = {e.name: add_engine_limits(e.spec, engine_limits) for e in entrants}
     check_specs(specs)
 
     out = Path(out_dir)
     records_path, summary_path, pgn_path = out / "games.jsonl", out / "tournament.json", out / "games.pgn"
     settings: dict[str, Any] = {"players": specs, "mode": mode, "subjects": subject_names if mode == "gauntlet" else [],
-                                "neighbours": neighbours if mode == "gauntlet" else None, **limits.to_dict(),
+                                "neighbours": neighbours if mode == "gauntlet" else None,
+                                "time_control": None if time_control is None else str(time_control),
+                                "nodes": engine_limits.nodes, "movetime": engine_limits.movetime,
                                 "max_plies": max_plies, "seed": seed}
     schedule = make_schedule(pairings, len(openings))
     job = _TournamentJob(tuple(specs.items()), tuple(schedule), tuple(openings), seed, max_plies,
-                         limits.time_control, torch_threads)
+                         time_control, torch_threads)
     hooks = _TournamentHooks(records_path, pgn_path, event, specs, names, list(pairings), schedule,
                              [o.to_dict() for o in openings])
     outcome = play_run(job, hooks, records_path=records_path, summary_path=summary_path, settings=settings,

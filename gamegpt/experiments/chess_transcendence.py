@@ -60,7 +60,6 @@ from gamegpt.eval.openings import START_POSITION, Opening, default_book, load_op
 from gamegpt.eval.plots import pyplot, save_figure
 from gamegpt.eval.tournament import (
     Entrant,
-    Limits,
     check_specs,
     ladder_entrants,
     parse_entrant,
@@ -270,7 +269,7 @@ def run_chess_transcendence(cfg: ChessTranscendenceConfig, *, progress: bool = T
     subjects = [*models, Entrant(GENERATOR_NAME, cfg.generator)]
     anchor, anchor_rating = resolve_anchor(rungs, None, None)
     result = run_tournament(subjects + rungs, out_dir=out / "tournament", openings=openings, mode="gauntlet",
-                            subjects=[s.name for s in subjects], neighbours=2, limits=Limits(),
+                            subjects=[s.name for s in subjects], neighbours=2,
                             max_plies=cfg.max_plies, workers=cfg.workers, seed=cfg.seed, anchor=anchor,
                             anchor_rating=anchor_rating, confidence=cfg.confidence,
                             event="gamegpt chess transcendence", progress=progress)
