@@ -104,6 +104,13 @@ def test_unknown_player_and_bad_options(tmp_path: Path) -> None:
     bad_config.write_text("n_layer: 2\nlearning_rat: 0.1\n")
     assert_user_error(gamegpt("train", "--config", str(bad_config), "--data", "x", "--out", "y"), "learning_rat")
     assert_user_error(gamegpt("train", "--data", str(tmp_path), "--out", str(tmp_path / "r")), str(tmp_path))
+    # One --set parser, checked before any work, for training, recipes and experiments.
+    assert_user_error(gamegpt("train", "--data", "x", "--out", "y", "--set", "n_layr=2"), "unknown option(s) n_layr")
+    assert_user_error(gamegpt("recipe", "tictactoe", "--out", str(tmp_path / "recipe"), "--set", "n_layer"),
+                      "--set 'n_layer': expected key=value")
+    assert_user_error(gamegpt("experiment", "noise", "--out", str(tmp_path / "noise"), "--set", "n_layr=2"),
+                      "unknown option(s) n_layr")
+    assert not (tmp_path / "recipe").exists() and not (tmp_path / "noise").exists()
 
 
 def test_play_in_the_terminal(tiny_model: Path) -> None:
@@ -127,5 +134,5 @@ def test_example_train_config_is_valid() -> None:
     from gamegpt.core.train import load_train_config
 
     path = Path(__file__).resolve().parents[1] / "configs" / "train-tictactoe.yaml"
-    cfg = load_train_config(path, ["data_dir=d", "out_dir=o"])
+    cfg = load_train_config(path, {"data_dir": "d", "out_dir": "o"})
     assert cfg.n_layer == 3 and cfg.max_steps == 2500

@@ -33,6 +33,7 @@ from gamegpt.core.train import (
     batch_indices,
     learning_rate_at,
     load_train_config,
+    parse_overrides,
     train,
 )
 from gamegpt.errors import CheckpointError, ConfigError, UserError
@@ -385,7 +386,7 @@ def test_batches_depend_only_on_seed_and_step() -> None:
 def test_train_config_loading(tmp_path: Path) -> None:
     path = tmp_path / "train.yaml"
     path.write_text("data_dir: d\nout_dir: o\nlearning_rate: 1e-3\nmax_steps: 200\n")
-    cfg = load_train_config(path, ["batch_size=4", "dropout=0.1"])
+    cfg = load_train_config(path, parse_overrides(["batch_size=4", "dropout=0.1"]))
     assert cfg.learning_rate == 1e-3 and cfg.batch_size == 4 and cfg.dropout == 0.1 and cfg.decay_steps == 200
     assert load_train_config(path, {"lr_decay_steps": 50}).decay_steps == 50
     for text, needle in [
@@ -401,8 +402,17 @@ def test_train_config_loading(tmp_path: Path) -> None:
         with pytest.raises(ConfigError, match=needle) as info:
             load_train_config(path)
         assert "\n" not in str(info.value)
-    with pytest.raises(ConfigError, match="key=value"):
-        load_train_config(None, ["data_dir"])
+    for items, needle in [(["data_dir"], "key=value"), (["n_layr=2"], "unknown option"), (["dropout=["], "YAML")]:
+        with pytest.raises(ConfigError, match=needle) as info:
+            parse_overrides(items)
+        assert "\n" not in str(info.value)
+
+
+def test_train_configs_of_the_shipped_models_still_read() -> None:
+    """Checkpoints keep their train config as the flat YAML keys; those of models/ must keep loading."""
+    for config_path in sorted((REPO / "models").glob("*/config.json")):
+        saved = json.loads(config_path.read_text())["meta"]["train_config"]
+        assert TrainConfig.from_dict(saved).to_dict() == saved
 
 
 @pytest.mark.parametrize("dropout", [0.0, 0.2])

@@ -7,7 +7,7 @@ from typing import Sequence
 
 import click
 
-from gamegpt.cli.common import Group, THREADS_HELP, floats, parse_overrides, set_threads
+from gamegpt.cli.common import Group, THREADS_HELP, floats, set_threads
 from gamegpt.errors import UserError
 
 
@@ -30,6 +30,7 @@ def experiment_noise(noise_rates: str, train_games: int, eval_games: int, temper
                      overrides: Sequence[str], seed: int, out_dir: str, threads: int, no_progress: bool) -> None:
     """The tic-tac-toe transcendence study: noisy Newell–Simon data → a model per noise rate → the model at
     each temperature and its noisy teachers against the perfect and the random player. Re-running continues."""
+    from gamegpt.core.train import parse_overrides
     from gamegpt.experiments.noise import NoiseExperimentConfig, format_noise_table, run_noise_experiment
 
     set_threads(threads)
@@ -84,6 +85,7 @@ def experiment_chess_transcendence(generator: str, noise: float | None, games: i
     move) → one gauntlet in which the model at each temperature and the generator play the same ladder,
     rated in one Elo fit. Prints the rating table and whether the coldest model rates above its generator.
     Defaults take about 40 minutes on 2 CPU cores; re-running continues."""
+    from gamegpt.core.train import parse_overrides
     from gamegpt.experiments.chess_transcendence import (
         ChessTranscendenceConfig,
         format_chess_transcendence_table,

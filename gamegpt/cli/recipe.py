@@ -7,7 +7,7 @@ from typing import Sequence
 
 import click
 
-from gamegpt.cli.common import Group, parse_overrides, set_threads
+from gamegpt.cli.common import Group, set_threads
 
 
 @click.group(cls=Group)
@@ -27,6 +27,7 @@ def recipe() -> None:
 def recipe_tictactoe(out_dir: str, games: int, eval_games: int, seed: int, overrides: Sequence[str],
                      install: bool, threads: int | None, no_progress: bool) -> None:
     """Self-play → shards → training → export → evaluation → model card, for the default tic-tac-toe model."""
+    from gamegpt.core.train import parse_overrides
     from gamegpt.engine.model_player import MODELS_DIR
     from gamegpt.eval.tictactoe import SettingResult, format_table
     from gamegpt.experiments.recipes import tictactoe_default
@@ -56,6 +57,7 @@ def recipe_tictactoe(out_dir: str, games: int, eval_games: int, seed: int, overr
 def recipe_chess(out_dir: str, games: int, held_out_games: int, workers: int, seed: int, fischer: str | None,
                  overrides: Sequence[str], install: bool, threads: int | None, no_progress: bool) -> None:
     """Stockfish self-play → char-PGN shards → training → export → legality tables → model card."""
+    from gamegpt.core.train import parse_overrides
     from gamegpt.engine.model_player import MODELS_DIR
     from gamegpt.experiments.recipes import chess_default
 

@@ -25,14 +25,14 @@ def train(data_dir: str | None, out_dir: str | None, config_path: str | None, ov
     warmup_steps weight_decay grad_clip eval_interval checkpoint_interval keep_checkpoints seed device dtype
     threads. Ctrl-C saves a checkpoint; --resume continues from it.
     """
-    from gamegpt.core.train import load_train_config, train as run_training
+    from gamegpt.core.train import load_train_config, parse_overrides, train as run_training
 
-    items = list(overrides)
+    options = parse_overrides(overrides)
     if data_dir:
-        items.append(f"data_dir={data_dir}")
+        options["data_dir"] = data_dir  # a path as given, never read as YAML
     if out_dir:
-        items.append(f"out_dir={out_dir}")
-    cfg = load_train_config(config_path, items)
+        options["out_dir"] = out_dir
+    cfg = load_train_config(config_path, options)
     result = run_training(cfg, resume=resume, progress=not no_progress)
     if result.checkpoint is not None:
         losses = f"train loss {result.train_loss:.4f}" if result.train_loss is not None else ""

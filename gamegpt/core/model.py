@@ -23,34 +23,60 @@ import torch.nn.functional as F
 from gamegpt.errors import ConfigError
 
 
-@dataclass
-class GPTConfig:
-    """The architecture of a GPT. `block_size` is the longest sequence (context) the model reads."""
+@dataclass(kw_only=True)
+class ModelShape:
+    """The part of a GPT's architecture that a training run chooses; the data fixes the rest (see GPTConfig).
 
-    vocab_size: int
-    block_size: int
+    GPTConfig and the training config (gamegpt.core.train.TrainConfig) both inherit these fields, so an
+    architecture option added here is at once a checkpoint field, a YAML train option and a `--set` key.
+    It is checked by the config that inherits it (`check_shape`), not on its own.
+    """
+
     n_layer: int = 4
     n_head: int = 4
     n_embd: int = 128
     dropout: float = 0.0
     bias: bool = False
 
+    def shape(self) -> dict[str, Any]:
+        """The shape fields alone, as keyword arguments for GPTConfig."""
+        return {f.name: getattr(self, f.name) for f in fields(ModelShape)}
+
+    def check_shape(self, config_name: str) -> None:
+        """Raise ConfigError ("<config_name>: ...", one line) if a shape value is out of range or of the wrong type."""
+        for name in ("n_layer", "n_head", "n_embd"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{config_name}: {name} must be a positive integer, got {value!r}")
+        if self.n_embd % self.n_head != 0:
+            raise ConfigError(f"{config_name}: n_embd ({self.n_embd}) must be a multiple of n_head ({self.n_head})")
+        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"{config_name}: dropout must be a number in [0, 1), got {self.dropout!r}")
+        self.dropout = float(self.dropout)
+        if not isinstance(self.bias, bool):
+            raise ConfigError(f"{config_name}: bias must be true or false, got {self.bias!r}")
+
+
+@dataclass
+class GPTConfig(ModelShape):
+    """The architecture of a GPT. `block_size` is the longest sequence (context) the model reads.
+
+    `vocab_size` and `block_size` may be given by position; the shape fields (ModelShape) by name only.
+    """
+
+    vocab_size: int
+    block_size: int
+
     def __post_init__(self) -> None:
         self.validate()
 
     def validate(self) -> None:
         """Raise ConfigError (one line) if a value is out of range or of the wrong type."""
-        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
+        for name in ("vocab_size", "block_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"model config: {name} must be a positive integer, got {value!r}")
-        if self.n_embd % self.n_head != 0:
-            raise ConfigError(f"model config: n_embd ({self.n_embd}) must be a multiple of n_head ({self.n_head})")
-        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"model config: dropout must be a number in [0, 1), got {self.dropout!r}")
-        self.dropout = float(self.dropout)
-        if not isinstance(self.bias, bool):
-            raise ConfigError(f"model config: bias must be true or false, got {self.bias!r}")
+        self.check_shape("model config")
 
     @property
     def head_dim(self) -> int:
@@ -58,8 +84,8 @@ class GPTConfig:
         return self.n_embd // self.n_head
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict; `GPTConfig.from_dict(c.to_dict()) == c`."""
-        return asdict(self)
+        """A JSON-ready dict (vocab_size and block_size first); `GPTConfig.from_dict(c.to_dict()) == c`."""
+        return {"vocab_size": self.vocab_size, "block_size": self.block_size, **asdict(self)}
 
     @classmethod
     def from_dict(cls, data: Any) -> "GPTConfig":

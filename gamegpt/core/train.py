@@ -25,7 +25,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -46,7 +46,7 @@ from gamegpt.core.checkpoint import (
     save_checkpoint,
 )
 from gamegpt.core.data import get_batch, open_split, read_meta
-from gamegpt.core.model import GPT, GPTConfig
+from gamegpt.core.model import GPT, GPTConfig, ModelShape
 from gamegpt.errors import CheckpointError, ConfigError
 
 LOG_FILE = "train_log.jsonl"
@@ -55,20 +55,16 @@ _CHOICES = {"device": ("auto", "cpu", "cuda"), "dtype": ("float32", "bfloat16")}
 
 
 @dataclass
-class TrainConfig:
-    """Everything a training run needs. Model shape fields (n_layer, n_head, n_embd, bias) must not change on resume.
+class TrainConfig(ModelShape):
+    """Everything a training run needs: the model's shape (the ModelShape fields, given by name: n_layer,
+    n_head, n_embd, dropout, bias; all but dropout must not change on resume) and the training settings.
 
     `batch_size` is per process; `lr_decay_steps` defaults to `max_steps`; `threads` sets torch's CPU thread
-    count (None leaves torch's default).
+    count (None leaves torch's default). `to_dict`/`from_dict` use the flat keys of a YAML train config.
     """
 
     data_dir: str
     out_dir: str
-    n_layer: int = 4
-    n_head: int = 4
-    n_embd: int = 128
-    dropout: float = 0.0
-    bias: bool = False
     batch_size: int = 32
     max_steps: int = 5000
     learning_rate: float = 1e-3
@@ -97,8 +93,9 @@ class TrainConfig:
         """Coerce values to their field types and check ranges; ConfigError (one line) on a bad value."""
         for f in fields(self):
             setattr(self, f.name, _coerce(f.name, str(f.type), getattr(self, f.name)))
-        positive = ("n_layer", "n_head", "n_embd", "batch_size", "max_steps", "eval_interval", "eval_batches",
-                    "checkpoint_interval", "keep_checkpoints", "log_interval")
+        self.check_shape("train config")
+        positive = ("batch_size", "max_steps", "eval_interval", "eval_batches", "checkpoint_interval",
+                    "keep_checkpoints", "log_interval")
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"train config: {name} must be at least 1, got {getattr(self, name)}")
@@ -109,10 +106,6 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ConfigError(f"train config: {name} must be at least 1 (or null), got {value}")
-        if self.n_embd % self.n_head:
-            raise ConfigError(f"train config: n_embd ({self.n_embd}) must be a multiple of n_head ({self.n_head})")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"train config: dropout must be in [0, 1), got {self.dropout}")
         if not self.learning_rate > 0 or not 0 <= self.min_lr <= self.learning_rate:
             raise ConfigError(
                 f"train config: need learning_rate > 0 and 0 <= min_lr <= learning_rate, "
@@ -136,22 +129,47 @@ class TrainConfig:
         return self.lr_decay_steps if self.lr_decay_steps is not None else self.max_steps
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict that `from_dict` reads back."""
-        return asdict(self)
+        """A JSON-ready dict of the YAML keys (data_dir and out_dir first) that `from_dict` reads back."""
+        return {"data_dir": self.data_dir, "out_dir": self.out_dir, **asdict(self)}
 
     @classmethod
     def from_dict(cls, data: Any) -> "TrainConfig":
         """Build a config from a dict; unknown or missing keys and bad values raise ConfigError."""
         if not isinstance(data, Mapping):
             raise ConfigError(f"train config must be a mapping of options, got {type(data).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(str(k) for k in data if k not in known)
-        if unknown:
-            raise ConfigError(f"train config: unknown option(s) {', '.join(unknown)}")
+        _check_option_names(data)
         missing = [name for name in ("data_dir", "out_dir") if name not in data]
         if missing:
             raise ConfigError(f"train config: missing option(s) {', '.join(missing)}")
         return cls(**dict(data))
+
+
+def _check_option_names(names: Iterable[Any]) -> None:
+    """ConfigError naming every one of `names` that is not a TrainConfig option."""
+    known = {f.name for f in fields(TrainConfig)}
+    unknown = sorted(str(name) for name in names if name not in known)
+    if unknown:
+        raise ConfigError(f"train config: unknown option(s) {', '.join(unknown)}")
+
+
+def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
+    """Read `--set KEY=VALUE` items into train options, each value read as YAML (`bias=true`, `dropout=0.1`).
+
+    The one parser of `--set` for `gamegpt train`, `recipe` and `experiment`. Raises ConfigError (one line)
+    for an item without "=", a value that is not YAML, or a key that is not a TrainConfig option; the values
+    are checked when the config is built.
+    """
+    options: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = str(item).partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r}: expected key=value")
+        try:
+            options[key.strip()] = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            raise ConfigError(f"--set {item!r}: the value is not valid YAML") from None
+    _check_option_names(options)
+    return options
 
 
 def _coerce(name: str, type_name: str, value: Any) -> Any:
@@ -194,10 +212,8 @@ def _coerce(name: str, type_name: str, value: Any) -> Any:
     raise ConfigError(f"train config: {name} must be {'an integer' if base == 'int' else 'a ' + base}, got {value!r}")
 
 
-def load_train_config(
-    path: str | os.PathLike[str] | None, overrides: Mapping[str, Any] | Sequence[str] | None = None
-) -> TrainConfig:
-    """Read a YAML training config and apply `overrides` (a dict, or "key=value" strings with YAML values).
+def load_train_config(path: str | os.PathLike[str] | None, overrides: Mapping[str, Any] | None = None) -> TrainConfig:
+    """Read a YAML training config and apply `overrides` (options by name; `parse_overrides` reads `--set` items).
 
     `path` may be None to build the config from overrides alone. Relative paths in it are relative to the
     current directory. Raises ConfigError (one line) for an unreadable file, unknown keys or bad values.
@@ -217,18 +233,7 @@ def load_train_config(
         if not isinstance(loaded, dict):
             raise ConfigError(f"{path}: the train config must be a mapping of options")
         data.update(loaded)
-    if overrides:
-        if isinstance(overrides, Mapping):
-            data.update(overrides)
-        else:
-            for item in overrides:
-                key, sep, raw = str(item).partition("=")
-                if not sep or not key.strip():
-                    raise ConfigError(f"override {item!r}: expected key=value")
-                try:
-                    data[key.strip()] = yaml.safe_load(raw)
-                except yaml.YAMLError:
-                    raise ConfigError(f"override {item!r}: the value is not valid YAML") from None
+    data.update(overrides or {})
     try:
         return TrainConfig.from_dict(data)
     except ConfigError as e:
@@ -419,25 +424,19 @@ def _trim_log(path: Path, step: int) -> None:
 # ------------------------------------------------------------------------------------------ training
 
 
-_ARCHITECTURE_KEYS = ("vocab_size", "block_size", "n_layer", "n_head", "n_embd", "bias")
+_MAY_CHANGE_ON_RESUME = frozenset({"dropout"})
+"""GPTConfig fields a resumed run may change: they shape no weight. Every other field must stay as it was."""
 
 
 def _model_config(cfg: TrainConfig, meta: dict[str, Any]) -> GPTConfig:
-    return GPTConfig(
-        vocab_size=meta["vocab_size"],
-        block_size=meta["block_len"] - 1,
-        n_layer=cfg.n_layer,
-        n_head=cfg.n_head,
-        n_embd=cfg.n_embd,
-        dropout=cfg.dropout,
-        bias=cfg.bias,
-    )
+    return GPTConfig(vocab_size=meta["vocab_size"], block_size=meta["block_len"] - 1, **cfg.shape())
 
 
 def _check_resumable(checkpoint: dict[str, Any], model_config: GPTConfig, codec: dict[str, Any]) -> None:
     saved = checkpoint["model"]
     ours = model_config.to_dict()
-    changed = [f"{k} {saved.get(k)} -> {ours[k]}" for k in _ARCHITECTURE_KEYS if saved.get(k) != ours[k]]
+    changed = [f"{k} {saved.get(k)} -> {value}" for k, value in ours.items()
+               if k not in _MAY_CHANGE_ON_RESUME and saved.get(k) != value]
     if changed:
         raise ConfigError(
             f"cannot resume {checkpoint['path']} with another architecture ({'; '.join(changed)}); "

@@ -57,6 +57,16 @@ def default_train_config(data_dir: Path, out_dir: Path, seed: int) -> dict[str, 
     )
 
 
+def _rate_dir(out: Path, rate: float) -> Path:
+    return out / f"noise-{rate:g}"
+
+
+def _train_config(cfg: NoiseExperimentConfig, rate_dir: Path) -> TrainConfig:
+    """The training config of one noise rate's model: `default_train_config` under `cfg.train_overrides`."""
+    return TrainConfig.from_dict({**default_train_config(rate_dir / "data", rate_dir / "run", cfg.seed),
+                                  **cfg.train_overrides})
+
+
 def _mean_score(results: Sequence[SettingResult], subject: str, opponent: str | None = None) -> tuple[float, float]:
     """Mean score of a subject over sides (and opponents unless one is named), with its standard error."""
     rows = [r for r in results if r.subject == subject and (opponent is None or r.opponent == opponent)]
@@ -73,18 +83,18 @@ def run_noise_experiment(cfg: NoiseExperimentConfig, *, progress: bool = True) -
     for rate in cfg.noise_rates:
         if not 0.0 <= rate <= 1.0:
             raise UserError(f"noise rates must be in [0, 1], got {rate}")
+    train_configs = {rate: _train_config(cfg, _rate_dir(out, rate)) for rate in cfg.noise_rates}  # checked up front
     rows: list[dict[str, Any]] = []
     all_results: list[SettingResult] = []
     for rate in cfg.noise_rates:
-        rate_dir = out / f"noise-{rate:g}"
+        rate_dir = _rate_dir(out, rate)
         teacher_spec = f"newell-simon:noise={rate:g}"
         records = rate_dir / "selfplay.jsonl"
         run_selfplay("tictactoe", [teacher_spec, teacher_spec], n_games=cfg.train_games, seed=cfg.seed,
                      out=records, progress=progress)
-        train_cfg = TrainConfig.from_dict({**default_train_config(rate_dir / "data", rate_dir / "run", cfg.seed),
-                                           **cfg.train_overrides})
         model_dir = rate_dir / "model"
-        train_model_on_records([records], train_cfg, model_dir, game="tictactoe", seed=cfg.seed, progress=progress)
+        train_model_on_records([records], train_configs[rate], model_dir, game="tictactoe", seed=cfg.seed,
+                               progress=progress)
         results_path = rate_dir / "eval.json"
         if results_path.exists():
             results = [SettingResult(**{k: v for k, v in r.items() if k in SettingResult.__dataclass_fields__})

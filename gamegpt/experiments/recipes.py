@@ -39,15 +39,15 @@ def tictactoe_default(out_dir: str | Path, *, games_per_matchup: int = 5000, eva
     """Make the default tic-tac-toe model in `out_dir` (resumable step by step); optionally copy it,
     with its card, to `install_to` (e.g. models/tictactoe). Returns the evaluation summary."""
     out = Path(out_dir)
+    run_dir = out / "run"
+    cfg = TrainConfig.from_dict({**TICTACTOE_TRAIN, **(train_overrides or {}), "data_dir": str(out / "data"),
+                                 "out_dir": str(run_dir), "seed": seed})  # checked before the self-play
     records = []
     for number, (first, second) in enumerate(TICTACTOE_MATCHUPS):
         path = out / "selfplay" / f"{number}.jsonl"
         run_selfplay("tictactoe", [first, second], n_games=games_per_matchup, seed=seed + number, out=path,
                      progress=progress)
         records.append(path)
-    run_dir = out / "run"
-    cfg = TrainConfig.from_dict({**TICTACTOE_TRAIN, **(train_overrides or {}), "data_dir": str(out / "data"),
-                                 "out_dir": str(run_dir), "seed": seed})
     model_dir = out / "model"
     train_model_on_records(records, cfg, model_dir, game="tictactoe", seed=seed, progress=progress)
     subjects = {f"T={t:g}": load_model_player(str(model_dir), "tictactoe", temperature=t, policy="raw")
@@ -141,15 +141,15 @@ def chess_default(out_dir: str | Path, *, games: int = 8000, held_out_games: int
     from gamegpt.arena.pgn_import import import_pgn
 
     out = Path(out_dir)
+    run_dir = out / "run"
+    cfg = TrainConfig.from_dict({**CHESS_TRAIN, **(train_overrides or {}), "data_dir": str(out / "data"),
+                                 "out_dir": str(run_dir), "seed": seed})  # checked before the self-play
     records = out / "selfplay" / "train.jsonl"
     held_out = out / "selfplay" / "held-out.jsonl"
     run_selfplay("chess", [CHESS_WHITE, CHESS_BLACK], n_games=games, seed=seed, out=records,
                  workers=workers, max_plies=400, progress=progress)
     run_selfplay("chess", [CHESS_WHITE, CHESS_BLACK], n_games=held_out_games, seed=seed + 1_000_003,
                  out=held_out, workers=workers, max_plies=400, progress=progress)
-    run_dir = out / "run"
-    cfg = TrainConfig.from_dict({**CHESS_TRAIN, **(train_overrides or {}), "data_dir": str(out / "data"),
-                                 "out_dir": str(run_dir), "seed": seed})
     model_dir = out / "model"
     train_model_on_records([records], cfg, model_dir, game="chess", codec_name="chess-pgn-chars", block_len=1024,
                            seed=seed, progress=progress)
