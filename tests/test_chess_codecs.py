@@ -14,7 +14,7 @@ import chess.pgn
 import pytest
 
 from gamegpt.games import DEFAULT_CODEC, codec_from_spec
-from gamegpt.games.base import Codec
+from gamegpt.games.base import Codec, PrefixEncoder
 from gamegpt.games.chess import ChessGame
 from gamegpt.games.chess_codecs import PGN_VOCABULARY, MoveTokenCodec, PgnCharCodec
 from gamegpt.games.tictactoe import TicTacToe
@@ -133,6 +133,57 @@ def test_prompt_plus_move_tokens_continue_the_game(fischer: tuple[list[chess.pgn
         for codec in (PgnCharCodec(), MoveTokenCodec()):
             checked += check_played_moves(codec, moves, None, range(number % 7, len(moves), 7))
     assert checked > 1000
+
+
+def encode_along(encoder: PrefixEncoder, start: str | None, moves: list[chess.Move], number: int,
+                 every: int, takeback_every: int) -> tuple[int, int]:
+    """Play `moves` from `start`, asking `encoder` for the prefix after every one to three moves (by
+    `number`), and every `takeback_every` plies take back one or two moves (after the encoder has seen
+    them) and play them again. At the start, at every `every`-th ply and around each takeback the
+    encoder's tokens must be `codec.prefix_tokens(game)`. Returns (positions compared, takebacks)."""
+    codec = encoder.codec
+    game = codec.new_game(start)
+    compared = takebacks = 0
+
+    def compare() -> None:
+        nonlocal compared
+        assert encoder.prefix_tokens(game) == codec.prefix_tokens(game), (start, [m.uci() for m in game.history])
+        compared += 1
+
+    compare()
+    for ply, move in enumerate(moves, start=1):
+        game.push(move)
+        if ply >= 2 and ply % takeback_every == number % takeback_every:
+            encoder.prefix_tokens(game)
+            taken = [game.pop() for _ in range(1 + ply % 2)]
+            compare()
+            for again in reversed(taken):
+                game.push(again)
+            compare()
+            takebacks += 1
+        elif ply % every == number % every:
+            compare()
+        elif ply % (1 + number % 3) == 0:
+            encoder.prefix_tokens(game)
+    return compared, takebacks
+
+
+@pytest.mark.parametrize("codec", [PgnCharCodec(), MoveTokenCodec(), MoveTokenCodec(start_position=True)],
+                         ids=["chars", "moves", "moves+position"])
+def test_prefix_encoder_gives_the_prefix_tokens_of_every_position(
+        codec: Codec, fischer: tuple[list[chess.pgn.Game], int], puzzles: list[tuple[str, list[chess.Move]]]) -> None:
+    """One encoder follows 200 real games, each followed by a puzzle from its FEN (another start), with
+    takebacks: its tokens are the codec's at every position compared, and it encodes a game in full only
+    when it must (a new game or start, a takeback)."""
+    encoder = PrefixEncoder(codec)
+    compared = takebacks = games = 0
+    every, takeback_every = (23, 41) if isinstance(codec, PgnCharCodec) else (3, 11)  # chars' prefix replays: slow
+    for number, pgn in enumerate(fischer[0][:200]):
+        for start, moves in ((None, list(pgn.mainline_moves())), puzzles[number % len(puzzles)]):
+            counts = encode_along(encoder, start, moves, number, every, takeback_every)
+            compared, takebacks, games = compared + counts[0], takebacks + counts[1], games + 1
+    assert encoder.full_encodings == games + takebacks
+    assert compared > 1500 and takebacks > 300
 
 
 def reads(board: chess.Board, san: str) -> bool:

@@ -98,7 +98,7 @@ def small_model(seed: int = 0, block_size: int = 40, bias: bool = False) -> GPT:
 def test_kv_cache_one_token_at_a_time_matches_full_forward() -> None:
     model = small_model()
     idx = torch.randint(0, VOCAB, (2, 30), generator=torch.Generator().manual_seed(1))
-    full, _ = model(idx)
+    full, _ = model(idx, all_positions=True)
     cache = model.new_cache(batch_size=2)
     steps = [model(idx[:, t : t + 1], cache=cache)[0] for t in range(idx.shape[1])]
     assert cache.length == 30
@@ -110,11 +110,11 @@ def test_kv_cache_one_token_at_a_time_matches_full_forward() -> None:
 def test_kv_cache_chunks_onto_nonempty_cache_match_full_forward(bias: bool) -> None:
     model = small_model(seed=2, bias=bias)
     idx = torch.randint(0, VOCAB, (3, 40), generator=torch.Generator().manual_seed(2))
-    full, _ = model(idx)
+    full, _ = model(idx, all_positions=True)
     cache = model.new_cache(batch_size=3)
     pieces, start = [], 0
     for size in [5, 1, 3, 7, 2, 1, 11, 4, 6]:  # several new tokens at once onto a non-empty cache
-        pieces.append(model(idx[:, start : start + size], cache=cache)[0])
+        pieces.append(model(idx[:, start : start + size], cache=cache, all_positions=True)[0])
         start += size
     assert start == 40 and cache.length == 40
     torch.testing.assert_close(torch.cat(pieces, dim=1), full, atol=1e-5, rtol=0)
@@ -131,11 +131,27 @@ def test_kv_cache_truncate_then_refeed_gives_same_logits() -> None:
     model(first, cache=cache)
     cache.truncate(12)  # keep the longest common prefix
     assert cache.length == 12
-    tail = torch.cat([model(second[:, 12:15], cache=cache)[0], model(second[:, 15:], cache=cache)[0]], dim=1)
-    full, _ = model(second)
+    tail = torch.cat([model(second[:, 12:15], cache=cache, all_positions=True)[0],
+                      model(second[:, 15:], cache=cache, all_positions=True)[0]], dim=1)
+    full, _ = model(second, all_positions=True)
     torch.testing.assert_close(tail, full[:, 12:], atol=1e-5, rtol=0)
     with pytest.raises(ValueError):
         cache.truncate(26)
+
+
+@torch.no_grad()
+def test_inference_computes_the_last_position_only() -> None:
+    model = small_model(seed=4)
+    idx = torch.randint(0, VOCAB, (2, 12), generator=torch.Generator().manual_seed(4))
+    full, _ = model(idx, all_positions=True)
+    last, loss = model(idx)
+    assert loss is None and full.shape == (2, 12, VOCAB) and last.shape == (2, 1, VOCAB)
+    torch.testing.assert_close(last, full[:, -1:], atol=1e-5, rtol=0)
+    cache = model.new_cache(batch_size=2)
+    model(idx[:, :7], cache=cache)
+    torch.testing.assert_close(model(idx[:, 7:], cache=cache)[0], full[:, -1:], atol=1e-5, rtol=0)
+    with_targets, _ = model(idx, idx)
+    assert with_targets.shape == (2, 12, VOCAB)  # training needs every position
 
 
 @torch.no_grad()

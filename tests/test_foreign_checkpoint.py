@@ -107,8 +107,8 @@ def test_loads_karvonen_layout_with_same_logits(tmp_path: Path, bias: bool, old_
     idx = torch.tensor([PgnCharCodec.text_to_tokens(";1.e4 e5 2.Nf3 Nc6 3.Bb5 a6 4.Ba4 Nf6 5.O-O Be7")])
     original.eval()
     with torch.no_grad():
-        logits, _ = model(idx)
-        expected, _ = original(idx)
+        logits, _ = model(idx, all_positions=True)
+        expected, _ = original(idx, all_positions=True)
         reference = nanogpt_logits(torch.load(ckpt, weights_only=True)["model"], 2, idx)
     assert torch.equal(logits, expected)
     torch.testing.assert_close(logits, reference, atol=1e-5, rtol=1e-5)

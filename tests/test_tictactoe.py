@@ -6,7 +6,7 @@ import functools
 
 import pytest
 
-from gamegpt.games.base import IllegalMoveError
+from gamegpt.games.base import IllegalMoveError, PrefixEncoder
 from gamegpt.games.tictactoe import TicTacToe, TicTacToeCodec
 from gamegpt.players.newell_simon import candidate_moves, enumerate_games, enumerate_newell_simon_games
 
@@ -108,6 +108,23 @@ def test_enumeration_is_union_without_duplicates() -> None:
     assert len(games) == len(set(games)) == len(set(enumerate_games(0)) | set(enumerate_games(1)))
     for history in games:
         assert TicTacToe(history).outcome() is not None
+
+
+def test_prefix_encoder_gives_the_prefix_tokens_of_every_position() -> None:
+    codec = TicTacToeCodec()
+    encoder = PrefixEncoder(codec)
+    games = enumerate_newell_simon_games()
+    for history in games:
+        game = TicTacToe()
+        assert encoder.prefix_tokens(game) == codec.prefix_tokens(game) == [codec.bos]
+        for move in history:
+            game.push(move)
+            assert encoder.prefix_tokens(game) == codec.prefix_tokens(game)
+        taken = [game.pop(), game.pop()]  # a takeback of two moves, then one of them again
+        assert encoder.prefix_tokens(game) == codec.prefix_tokens(game)
+        game.push(taken[1])
+        assert encoder.prefix_tokens(game) == codec.prefix_tokens(game) == [codec.bos, *history[:-1]]
+    assert encoder.full_encodings == 2 * len(games)  # each new game and each takeback, no other position
 
 
 def test_codec_round_trips_every_enumerated_game() -> None:

@@ -368,6 +368,9 @@ def test_long_game_cost_per_move_stays_bounded(tmp_path: Path) -> None:
     per_move = []
     codec = PgnCharCodec()
     while game.outcome() is None and len(game.history) < 120:
+        full = codec.prefix_tokens(game)  # the whole text re-encoded: what the player builds move by move
+        assert player.context(game) == fit_context(full, 128 - codec.max_move_tokens, *codec.cut_points(full))
+        assert player.context(game) is player.context(game)  # asked again (a fallback), not built again
         before = player.tokens_read
         move = player.choose(game)
         per_move.append(player.tokens_read - before)

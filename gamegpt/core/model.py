@@ -287,10 +287,14 @@ class GPT(nn.Module):
         idx: torch.Tensor,
         targets: torch.Tensor | None = None,
         cache: KVCache | None = None,
+        all_positions: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Logits (B, T, vocab) for token ids `idx` (B, T), and the mean cross-entropy if `targets` is given.
+        """Logits for token ids `idx` (B, T), and the mean cross-entropy if `targets` is given.
 
-        Targets equal to -1 are ignored. With a `cache`, `idx` holds only the tokens the cache has not seen:
+        Without `targets` (inference) only the last position goes through the output layer, as in nanoGPT:
+        logits are (B, 1, vocab), the prediction of the next token. With `targets` (training), or with
+        `all_positions=True`, they are (B, T, vocab), one prediction per position. Targets equal to -1 are
+        ignored. With a `cache`, `idx` holds only the tokens the cache has not seen:
         their positions start at `cache.length`, and the cache grows by T. Raises ValueError when the
         sequence (cached + new) would be longer than `block_size`.
         """
@@ -313,6 +317,8 @@ class GPT(nn.Module):
         for block in self.transformer.h:
             x = block(x, cache)
         x = self.transformer.ln_f(x)
+        if targets is None and not all_positions:
+            x = x[:, -1:, :]  # only the next token's prediction is needed: skip the others' output layer
         logits = self.lm_head(x)
         if cache is not None:
             cache._advance(T)

@@ -10,8 +10,10 @@ Decoding follows a `DecodingSettings` (`gamegpt.engine.settings`: one default an
 
 Temperature 0 takes the most likely token (argmax); `top_k` keeps the k most likely tokens (0: all).
 
-Incremental inference: the KV cache of the longest common prefix with the previous call is kept, so a
-game's moves cost what is new only. A game longer than the model's context is cut deliberately (see
+Incremental inference: the game's tokens are built from the moves new since the last call (a
+`PrefixEncoder` per player), and the KV cache of the longest common prefix with the previous call is kept,
+so a game's moves cost what is new only; at inference the model computes the logits of the last position
+only. A game longer than the model's context is cut deliberately (see
 `fit_context`): the header (bos, start-position block) stays, then the most recent whole moves, from a
 cut point the codec allows (chess text: before a White move number). The cut moves forward in steps of
 half the context, so the cache is rebuilt once every half-context of tokens, not at every move: the cost
@@ -34,7 +36,7 @@ from gamegpt.core.model import GPT
 from gamegpt.engine.settings import RETRY_TEMPERATURES, DecodingSettings
 from gamegpt.errors import UserError
 from gamegpt.games import codec_from_spec
-from gamegpt.games.base import Codec, Game, InvalidMove
+from gamegpt.games.base import Codec, Game, InvalidMove, PrefixEncoder
 from gamegpt.players.base import Player
 
 
@@ -94,6 +96,10 @@ class ModelPlayer(Player):
         self._cache = model.new_cache(1)
         self._cached_tokens: list[int] = []
         self._last_logits: torch.Tensor | None = None
+        self._prefix = PrefixEncoder(codec)
+        self._context_prefix: list[int] | None = None
+        """The prefix tokens `_context_tokens` was fitted from (the PrefixEncoder's list, compared by identity)."""
+        self._context_tokens: list[int] = []
         self.last_samples = 0
         """How many moves the last `choose` sampled (retry policy: up to 5)."""
         self.forward_passes = 0
@@ -120,16 +126,20 @@ class ModelPlayer(Player):
         return {"name": self.name, "model": self.label, "temperature": self.temperature,
                 "policy": self.policy, "top_k": self.top_k or None}
 
+    def clear_cache(self) -> None:
+        """Forget the cached tokens and game text: the next move reads and encodes its whole context again."""
+        self._cache.reset()
+        self._cached_tokens, self._last_logits = [], None
+        self._prefix = PrefixEncoder(self.codec)
+        self._context_prefix, self._context_tokens = None, []
+
     @torch.no_grad()
     def next_token_logits(self, tokens: Sequence[int]) -> torch.Tensor:
         """Logits for the token after `tokens`, reusing the cache of the longest common prefix."""
         tokens = list(tokens)
         if tokens == self._cached_tokens and self._last_logits is not None:
             return self._last_logits
-        common = 0
-        limit = min(len(tokens), len(self._cached_tokens)) - (1 if len(tokens) <= len(self._cached_tokens) else 0)
-        while common < limit and tokens[common] == self._cached_tokens[common]:
-            common += 1
+        common = self._common_prefix_length(tokens)
         self._cache.truncate(common)
         new = torch.tensor([tokens[common:]], dtype=torch.long, device=self.device)
         logits, _ = self.model(new, cache=self._cache)
@@ -139,16 +149,36 @@ class ModelPlayer(Player):
         self._last_logits = logits[0, -1]
         return self._last_logits
 
-    def _context(self, game: Game[Any]) -> list[int]:
-        tokens = self.codec.prefix_tokens(game)
-        room = self.model.config.block_size - self.codec.max_move_tokens
-        return fit_context(tokens, room, *self.codec.cut_points(tokens))
+    def _common_prefix_length(self, tokens: list[int]) -> int:
+        """How many leading tokens the cache can keep for `tokens`: the common prefix with the cached
+        tokens, less one if that would leave nothing to feed (the model must read a token to predict)."""
+        cached = self._cached_tokens
+        if len(tokens) > len(cached) and tokens[:len(cached)] == cached:
+            return len(cached)  # the usual case, one more token or move: compared at C speed
+        common = 0
+        limit = min(len(tokens), len(cached)) - (1 if len(tokens) <= len(cached) else 0)
+        while common < limit and tokens[common] == cached[common]:
+            common += 1
+        return common
+
+    def context(self, game: Game[Any]) -> list[int]:
+        """The tokens the model reads before its move in `game`: `codec.prefix_tokens(game)` cut by
+        `fit_context` to leave room for a move in the model's context (do not change the list).
+
+        Built from the moves that are new since the last call (see PrefixEncoder), not from the whole game
+        again; asked again for the same game (a fallback after an illegal sample), it is not built again."""
+        prefix = self._prefix.prefix_tokens(game)
+        if prefix is not self._context_prefix:
+            room = self.model.config.block_size - self.codec.max_move_tokens
+            fitted = prefix if len(prefix) <= room else fit_context(prefix, room, *self.codec.cut_points(prefix))
+            self._context_prefix, self._context_tokens = prefix, fitted
+        return self._context_tokens
 
     def choose(self, game: Game[Any], among: Sequence[Any] | None = None) -> Any:
         """The move by the player's policy; with `among` (some legal moves), masked decoding over those."""
         if self.policy == "mask" or among is not None:
             return self.choose_masked(game, among)
-        context = self._context(game)
+        context = self.context(game)
         self.last_samples = 0
         temperatures = RETRY_TEMPERATURES if self.policy == "retry" else (self.temperature,)
         move: Any = None
@@ -167,7 +197,7 @@ class ModelPlayer(Player):
         if not legal:
             raise ValueError("no legal move to choose from")
         self.last_samples = 0
-        return self._sample_move(game, self._context(game), self.temperature, legal)
+        return self._sample_move(game, self.context(game), self.temperature, legal)
 
     def _sample_move(self, game: Game[Any], context: list[int], temperature: float,
                      legal: dict[tuple[int, ...], Any] | None) -> Any:

@@ -22,18 +22,6 @@ _GAMES: dict[str, Callable[..., Game[Any]]] = {
 DEFAULT_CODEC = {"tictactoe": TicTacToeCodec.name, "chess": PgnCharCodec.name}
 
 
-def register_codec(name: str, factory: Callable[..., Codec]) -> None:
-    """Make a codec available to `codec_from_spec` under `name`."""
-    _CODECS[name] = factory
-
-
-def register_game(name: str, factory: Callable[..., Game[Any]], default_codec: str | None = None) -> None:
-    """Make a game available to `new_game` under `name`."""
-    _GAMES[name] = factory
-    if default_codec:
-        DEFAULT_CODEC[name] = default_codec
-
-
 def new_game(name: str, **options: Any) -> Game[Any]:
     """A new game of the named kind in its standard start position; `options` go to its constructor
     (chess: `claim_draws=True`). Raises UserError for an unknown game or option."""
@@ -62,5 +50,5 @@ def codec_from_spec(spec: dict[str, Any] | str) -> Codec:
 __all__ = [
     "ChessGame", "Codec", "Game", "IllegalMoveError", "InvalidMove", "MoveTokenCodec", "Outcome", "PgnCharCodec",
     "TicTacToe", "TicTacToeCodec",
-    "codec_from_spec", "new_game", "register_codec", "register_game", "DEFAULT_CODEC",
+    "codec_from_spec", "new_game", "DEFAULT_CODEC",
 ]

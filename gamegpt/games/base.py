@@ -154,6 +154,23 @@ class Codec(ABC):
         """The JSON description stored with data and checkpoints; `codec_from_spec` rebuilds the codec."""
         return {"name": self.name, "vocab_size": self.vocab_size}
 
+    def continuation_tokens(self, game: Game[Any]) -> list[int]:
+        """The tokens at the end of `prefix_tokens(game)` that introduce the next move rather than record a
+        played one (chess text: the move number `2.`); empty by default."""
+        return []
+
+    def recent_moves_tokens(self, game: Game[Any], count: int) -> list[int]:
+        """The tokens the last `count` moves of `game` add to its text (its `prefix_tokens` without the
+        `continuation_tokens`), so that for `before`, the game `count` moves earlier,
+        `text(game) == text(before) + recent_moves_tokens(game, count)`.
+
+        A codec whose tokens of a move need more than the position before it overrides this so that the
+        cost grows with `count`, not with the game's length: it never replays the game from its start.
+        """
+        before = game.copy()
+        moves = [before.pop() for _ in range(count)][::-1]
+        return self.encode_moves(before, moves)
+
     max_move_tokens: int = 1
 
     def cut_points(self, tokens: Sequence[int]) -> tuple[int, list[int]]:
@@ -165,6 +182,54 @@ class Codec(ABC):
         keeps its parity.
         """
         return 1, list(range(1, len(tokens), 2))
+
+
+class PrefixEncoder:
+    """`codec.prefix_tokens(game)` built incrementally: it remembers the last game it encoded (start,
+    moves, tokens), and for a game whose history extends that one (the next move of the same game) it
+    encodes only the new moves (`Codec.recent_moves_tokens`), never the game from its start again. Any other
+    game (a new game, a takeback, another start position) is encoded in full. Telling the two apart compares
+    the moves, one comparison per move (at C speed when the game keeps its move objects, as an arena's does).
+
+    It holds state, so each player has its own (a codec may be shared between threads).
+    """
+
+    def __init__(self, codec: Codec) -> None:
+        self.codec = codec
+        self._game_type: type | None = None
+        """The kind of game last encoded; None before the first call."""
+        self._start: str | None = None
+        self._moves: list[Any] = []
+        self._text: list[int] = []
+        """`prefix_tokens` of the last game without its `continuation_tokens`."""
+        self._prefix: list[int] = []
+        self.full_encodings = 0
+        """How many times a whole game was encoded (a first call, a new game, a takeback, another start)."""
+
+    def prefix_tokens(self, game: Game[Any]) -> list[int]:
+        """Tokens equal to `codec.prefix_tokens(game)`. The list is the encoder's own (do not change it): the
+        same object while the game has not changed since the last call, a new one once it has."""
+        history = game.history
+        if not self._extends_last_game(game, history):
+            self._encode_in_full(game, history)
+        elif len(history) > len(self._moves):
+            self._text += self.codec.recent_moves_tokens(game, len(history) - len(self._moves))
+            self._prefix = self._text + self.codec.continuation_tokens(game)
+            self._moves = history
+        return self._prefix
+
+    def _extends_last_game(self, game: Game[Any], history: list[Any]) -> bool:
+        """Whether `game` is the last game encoded, or that game with more moves played."""
+        known = len(self._moves)
+        return (type(game) is self._game_type and game.start == self._start and len(history) >= known
+                and history[:known] == self._moves)
+
+    def _encode_in_full(self, game: Game[Any], history: list[Any]) -> None:
+        prefix = self.codec.prefix_tokens(game)
+        self.full_encodings += 1
+        self._text = prefix[:len(prefix) - len(self.codec.continuation_tokens(game))]
+        self._prefix = prefix
+        self._game_type, self._start, self._moves = type(game), game.start, history
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,9 @@ PGN_VOCABULARY = " #+-.0123456789;=BKNOQRabcdefghx"
 
 _PGN_INDEX = {char: index for index, char in enumerate(PGN_VOCABULARY)}
 _MOVE_WORD = re.compile(r"(?:(\d+)(\.\.\.|\.))?(.*)")
+_SPACE_DIGIT = re.compile(re.escape(bytes([_PGN_INDEX[" "]])) + b"["
+                          + re.escape(bytes(_PGN_INDEX[d] for d in "0123456789")) + b"]")
+"""A space token then a digit token, in tokens written as bytes (one byte a token)."""
 
 
 def _board(game: Game[Any]) -> chess.Board:
@@ -142,13 +145,9 @@ class PgnCharCodec(Codec):
         history = game.history
         return ";" + "".join(self._pieces(board, history)) + self._continuation(board, len(history))
 
-    def move_text(self, game: Game[Any], move: chess.Move) -> str:
-        """The text the model writes for `move` (legal in `game`): `Nf3 ` for White, ` Nc6 ` for Black."""
-        board = _board(game)
-        return self._move_text(board, len(game.history), board.san(move))
-
     @staticmethod
     def _move_text(board: chess.Board, plies: int, san: str) -> str:
+        """The text the model writes for the move `san` after `plies` plies: `Nf3 ` for White, ` Nc6 ` for Black."""
         leading = " " if board.turn == chess.BLACK and plies else ""
         return f"{leading}{san} "
 
@@ -159,6 +158,23 @@ class PgnCharCodec(Codec):
 
     def prefix_tokens(self, game: Game[Any]) -> list[int]:
         return self.text_to_tokens(self.prefix_text(game))
+
+    def continuation_tokens(self, game: Game[Any]) -> list[int]:
+        """The next move number that ends the prefix (` 2.`, `1.`, `1...`), or nothing when Black is to move."""
+        board = _board(game)
+        return self.text_to_tokens(self._continuation(board, len(board.move_stack)))
+
+    def recent_moves_tokens(self, game: Game[Any], count: int) -> list[int]:
+        """The text of the last `count` moves (` 2.Nf3 Nc6`), written from the board `count` plies back (the
+        SAN of a move needs only the position before it, its number only the ply count)."""
+        board = _board(game)
+        if count == 0:
+            return []
+        before = board.copy(stack=count)  # a copy of the last `count` moves only, not of the whole game
+        moves = before.move_stack[-count:]
+        for _ in range(count):
+            before.pop()
+        return self.text_to_tokens("".join(self._pieces(before, moves, first_ply=len(board.move_stack) - count)))
 
     def encode_moves(self, game_before: Game[Any], moves: Sequence[Any]) -> list[int]:
         """The text that follows `prefix_tokens(game_before)` in the game text once `moves` are played
@@ -231,8 +247,12 @@ class PgnCharCodec(Codec):
     def cut_points(self, tokens: Sequence[int]) -> tuple[int, list[int]]:
         """Keep `;` and cut before a White move number (`;1.e4 e5 2.Nf3` → `;2.Nf3`): the kept text still
         reads like a game's movetext, if one with an unusual first move number."""
-        digits = {_PGN_INDEX[d] for d in "0123456789"}
-        return 1, [i for i in range(2, len(tokens)) if tokens[i] in digits and tokens[i - 1] == self.space]
+        try:
+            as_bytes = bytes(tokens)  # scanned by `re` at C speed: a long game is cut at every move
+        except ValueError:  # a token that is no byte (not a chess-pgn-chars token): scan it token by token
+            digits = {_PGN_INDEX[d] for d in "0123456789"}
+            return 1, [i for i in range(2, len(tokens)) if tokens[i] in digits and tokens[i - 1] == self.space]
+        return 1, [match.start() + 1 for match in _SPACE_DIGIT.finditer(as_bytes, 1)]
 
     def parse_move(self, game: Game[Any], tokens: Sequence[int]) -> tuple[chess.Move | None, bool]:
         board = _board(game)
@@ -407,6 +427,10 @@ class MoveTokenCodec(Codec):
         if self.start_position and game.start is not None:
             tokens += self.position_tokens(chess.Board(game.start))
         return tokens + [self.move_token(move) for move in game.history]  # checked when they were pushed
+
+    def recent_moves_tokens(self, game: Game[Any], count: int) -> list[int]:
+        history = _board(game).move_stack
+        return [self.move_token(move) for move in history[len(history) - count:]]  # checked when they were pushed
 
     def encode_moves(self, game_before: Game[Any], moves: Sequence[Any]) -> list[int]:
         board = _board(game_before).copy()
