@@ -119,6 +119,11 @@ class RunHooks:
     """What differs between kinds of resumable run, for `play_run`: subclass it and override what the run
     needs. The defaults check nothing more, add nothing to the summary and export no PGN."""
 
+    summary_changes_on_resume = False
+    """Whether a resumed run's summary can differ before any game is played (a tournament given more
+    openings schedules more games), so it is rewritten at the start; otherwise only a new run's is, and a
+    finished run re-run leaves every file as it was."""
+
     def check_summary(self, previous: dict[str, Any]) -> None:
         """Refuse (UserError) the summary of an earlier run, whose settings match, for anything else."""
 
@@ -179,7 +184,8 @@ def play_run(job: IndexedGames, hooks: RunHooks, *, records_path: Path, summary_
         write_json_atomic(summary_path, {"settings": settings, "created": created, "games": games,
                                          **hooks.summary()})
 
-    write_summary(len(done))
+    if previous is None or hooks.summary_changes_on_resume:
+        write_summary(len(done))
     written = 0
     completed = False
     try:

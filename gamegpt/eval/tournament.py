@@ -370,6 +370,8 @@ class _TournamentHooks(RunHooks):
     """A tournament's part of the run loop (`play_run`): its opening book and schedule checks, its summary
     (standings, pairing results) from the records it keeps, and its PGN headers."""
 
+    summary_changes_on_resume = True  # more openings schedule more games
+
     records_path: Path
     pgn_path: Path
     event: str
