@@ -18,7 +18,7 @@ twic-250k.pgn.gz that reaches move 190; the longest of fischer.pgn without it):
     engine did before);
   - incremental: the player's `PrefixEncoder` writes only the moves new since its last move.
 Printed: the ms to build the context alone, and the ms per move (`choose`, KV cache warm as in play) of
-each way, with the ratio re-encoded / incremental, measured in the same run.
+each way (medians; the two ways take turns), with the ratio re-encoded / incremental, measured in the same run.
 """
 
 from __future__ import annotations
@@ -154,10 +154,12 @@ def bench_game_text(name: str, path: str, moves: list[chess.Move], repeats: int)
         if ply >= len(moves):
             continue
         chars = len(codec.prefix_tokens(game_at(moves, ply)))
-        text_before = context_seconds(reencoding, moves, ply, repeats)
-        text_now = context_seconds(incremental, moves, ply, repeats)
-        move_before = per_move_seconds(reencoding, moves, ply, True, repeats)
-        move_now = per_move_seconds(incremental, moves, ply, True, repeats)
+        times: dict[str, list[float]] = {"text before": [], "text now": [], "move before": [], "move now": []}
+        for _ in range(repeats):  # the two ways take turns, so that a load on the machine hits both alike
+            for way, player in (("before", reencoding), ("now", incremental)):
+                times[f"text {way}"].append(context_seconds(player, moves, ply, 1))
+                times[f"move {way}"].append(per_move_seconds(player, moves, ply, True, 1))
+        text_before, text_now, move_before, move_now = (statistics.median(t) for t in times.values())
         print(f"{number:>5} {chars:>6} {text_before * 1000:>18.2f} {text_now * 1000:>7.2f} "
               f"{text_before / text_now:>6.0f} {move_before * 1000:>19.1f} {move_now * 1000:>7.1f} "
               f"{move_before / move_now:>6.2f}")
