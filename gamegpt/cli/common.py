@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import sys
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 import click
 
@@ -44,6 +46,25 @@ def floats(text: str) -> list[float]:
         return [float(x) for x in text.split(",") if x.strip()]
     except ValueError:
         raise click.BadParameter(f"expected comma-separated numbers, got {text!r}") from None
+
+
+@contextmanager
+def stockfish_for_workers(path: str | None) -> Iterator[None]:
+    """With a `path`, make it the Stockfish that `find_stockfish` returns (in this process and in the worker
+    processes it starts, through the environment) for the block; the executable is no part of the player
+    specs, which a re-run must repeat. Without one, nothing changes."""
+    from gamegpt.players.uci import STOCKFISH_ENV, find_stockfish
+
+    saved = os.environ.get(STOCKFISH_ENV)
+    if path is not None:
+        os.environ[STOCKFISH_ENV] = find_stockfish(path)
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(STOCKFISH_ENV, None)
+        else:
+            os.environ[STOCKFISH_ENV] = saved
 
 
 def set_threads(threads: int | None) -> None:

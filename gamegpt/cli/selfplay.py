@@ -19,12 +19,11 @@ Skill Level 20 use Stockfish's clock-seeded random choice: those games are not r
 from __future__ import annotations
 
 import json
-import os
 
 import click
 
 from gamegpt.arena.specs import with_noise
-from gamegpt.cli.common import Group, THREADS_HELP, set_threads
+from gamegpt.cli.common import Group, THREADS_HELP, set_threads, stockfish_for_workers
 from gamegpt.errors import UserError
 
 
@@ -96,7 +95,6 @@ def selfplay_chess(white: str | None, black: str | None, noise: float | None, pr
     uci:cmd=ENGINE,nodes=N, random, model:path=P; any spec takes noise=P (a random legal move with
     probability P). Games end by the rules, by a claimable draw (50 moves, threefold repetition), or as a
     draw after --max-plies. Re-running the same command continues to --games without replaying a game."""
-    from gamegpt.players.uci import STOCKFISH_ENV, find_stockfish
     from gamegpt.arena.runs import default_workers
     from gamegpt.selfplay.runner import run_selfplay
 
@@ -111,18 +109,8 @@ def selfplay_chess(white: str | None, black: str | None, noise: float | None, pr
     if workers is None:
         workers = default_workers()
     specs = [with_noise(spec or DEFAULT_SPEC, noise) for spec in (white, black)]
-    # The executable is not part of the specs (which a re-run must repeat): it travels in the environment
-    # that find_stockfish reads, to the worker processes too.
-    saved = os.environ.get(STOCKFISH_ENV)
-    if stockfish_path is not None:
-        os.environ[STOCKFISH_ENV] = find_stockfish(stockfish_path)
-    try:
+    with stockfish_for_workers(stockfish_path):
         result = run_selfplay("chess", specs, n_games=games, seed=seed, out=out, max_plies=max_plies,
                               progress=not no_progress, workers=workers, game_options={"claim_draws": True})
-    finally:
-        if saved is None:
-            os.environ.pop(STOCKFISH_ENV, None)
-        else:
-            os.environ[STOCKFISH_ENV] = saved
     click.echo(f"{result.games_new} new games, {result.games_total} in all; results {result.results}")
     click.echo(f"wrote {result.records_path}, {result.pgn_path} and {result.summary_path}")

@@ -3,12 +3,11 @@
 
 from __future__ import annotations
 
-import os
 from typing import Sequence
 
 import click
 
-from gamegpt.cli.common import Command
+from gamegpt.cli.common import Command, stockfish_for_workers
 from gamegpt.errors import UserError
 
 
@@ -62,7 +61,6 @@ def tournament(players: Sequence[str], opponents: Sequence[str], ladder: str | N
     from gamegpt.eval.openings import START_POSITION, default_book, load_openings
     from gamegpt.eval.tournament import format_standings, ladder_entrants, parse_entrant, run_tournament
     from gamegpt.players.limits import SearchLimits
-    from gamegpt.players.uci import STOCKFISH_ENV, find_stockfish
     from gamegpt.arena.runs import default_workers
 
     if not 0.0 < confidence < 1.0:
@@ -84,21 +82,13 @@ def tournament(players: Sequence[str], opponents: Sequence[str], ladder: str | N
         openings = load_openings(book, count=opening_count, seed=seed, order=opening_order, max_plies=opening_plies)
     if workers is None:
         workers = default_workers()
-    saved = os.environ.get(STOCKFISH_ENV)
-    if stockfish_path is not None:
-        os.environ[STOCKFISH_ENV] = find_stockfish(stockfish_path)  # reaches the worker processes
-    try:
+    with stockfish_for_workers(stockfish_path):
         result = run_tournament(subjects + rivals, out_dir=out_dir, openings=openings, mode=mode,
                                 subjects=[s.name for s in subjects] if mode == "gauntlet" else [],
                                 neighbours=neighbours, time_control=clock,
                                 engine_limits=SearchLimits(nodes=nodes, movetime=movetime), max_plies=max_plies,
                                 workers=workers, seed=seed, anchor=anchor, anchor_rating=anchor_rating,
                                 confidence=confidence, progress=not no_progress)
-    finally:
-        if saved is None:
-            os.environ.pop(STOCKFISH_ENV, None)
-        else:
-            os.environ[STOCKFISH_ENV] = saved
     click.echo(f"{result.games_new} new games, {result.games_total} of {result.games_scheduled} in all "
                f"({len(openings)} openings, both colours)")
     click.echo(format_standings(result.standings))
