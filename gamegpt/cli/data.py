@@ -38,10 +38,19 @@ def data_shards(records: Sequence[str], out: str, game: str, codec: str | None, 
 @data.command("import-pgn")
 @click.argument("pgn_files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="records file (JSONL) to write")
-def data_import_pgn(pgn_files: Sequence[str], out: str) -> None:
-    """Turn PGN files into chess game records; variants and broken games are skipped and counted."""
+@click.option("--workers", type=click.IntRange(min=1), default=None, help="parsing processes (default: the CPUs)")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="import only the first N games of the input")
+@click.option("--chunk-games", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="games per chunk (a chunk's records are kept in OUT.parts/ until the import ends)")
+@click.option("--no-progress", is_flag=True)
+def data_import_pgn(pgn_files: Sequence[str], out: str, workers: int | None, limit: int | None, chunk_games: int,
+                    no_progress: bool) -> None:
+    """Turn PGN files (.pgn, or gzip-compressed .pgn.gz) into chess game records, in parallel; variants and
+    broken games are skipped and counted. A killed import continues when the same command is run again."""
     from gamegpt.arena.pgn_import import import_pgn
+    from gamegpt.arena.runs import default_workers
 
-    report = import_pgn(list(pgn_files), out)
+    report = import_pgn(list(pgn_files), out, workers=workers or default_workers(), chunk_games=chunk_games,
+                        limit=limit, progress=not no_progress)
     click.echo(report.describe())
     click.echo(f"wrote {out}")
