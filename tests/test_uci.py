@@ -257,7 +257,7 @@ def run_engine(options: Options, commands: list[str], wait: float = 0.0) -> list
 
 
 def test_start_fen_counts_as_startpos_and_other_fens_are_flagged(untrained_chess_model: Path) -> None:
-    options = Options(model=str(untrained_chess_model), seed=7, temperature=1.0)
+    options = Options(model=str(untrained_chess_model), decoding=DecodingSettings(seed=7, temperature=1.0))
     as_fen = run_engine(options, [f"position fen {chess.STARTING_FEN} moves e2e4", "go movetime 5000"])
     as_startpos = run_engine(options, ["position startpos moves e2e4", "go movetime 5000"])
     assert as_fen[-1] == as_startpos[-1]  # same seed, same position: the same move
@@ -273,7 +273,8 @@ def test_seed_makes_moves_reproducible(untrained_chess_model: Path) -> None:
         commands += [f"position startpos moves {moves}".strip(), "go movetime 5000"]
 
     def moves_with(seed: int) -> list[str]:
-        lines = run_engine(Options(model=str(untrained_chess_model), seed=seed, temperature=1.0), commands)
+        options = Options(model=str(untrained_chess_model), decoding=DecodingSettings(seed=seed, temperature=1.0))
+        lines = run_engine(options, commands)
         return [line for line in lines if line.startswith("bestmove")]
 
     assert moves_with(1) == moves_with(1)
@@ -283,7 +284,8 @@ def test_seed_makes_moves_reproducible(untrained_chess_model: Path) -> None:
 def test_policies_raw_and_retry_fall_back_to_legal_moves(untrained_chess_model: Path) -> None:
     board = chess.Board()
     for policy, fallback in (("raw", "mask"), ("retry", "mask"), ("retry", "random"), ("mask", "mask")):
-        lines = run_engine(Options(model=str(untrained_chess_model), policy=policy, fallback=fallback, temperature=1.0),
+        lines = run_engine(Options(model=str(untrained_chess_model),
+                                           decoding=DecodingSettings(policy=policy, fallback=fallback, temperature=1.0)),
                            ["position startpos", "go movetime 5000"])
         assert chess.Move.from_uci(lines[-1].split()[1]) in board.legal_moves
         notes = [line for line in lines if "not legal" in line]
@@ -305,7 +307,7 @@ def test_retry_policy_takes_karvonens_five_samples(untrained_chess_model: Path) 
 
 
 def test_searchmoves_restricts_the_choice(untrained_chess_model: Path) -> None:
-    lines = run_engine(Options(model=str(untrained_chess_model), temperature=1.0),
+    lines = run_engine(Options(model=str(untrained_chess_model), decoding=DecodingSettings(temperature=1.0)),
                        ["position startpos", "go movetime 5000 searchmoves a2a3 h2h4"])
     assert lines[-1] in ("bestmove a2a3", "bestmove h2h4")
 
@@ -461,7 +463,7 @@ def test_karvonen_nanogpt_checkpoint_plays_through_the_engine(tmp_path: Path) ->
     with open(tmp_path / "meta.pkl", "wb") as handle:
         pickle.dump({"vocab_size": 32, "itos": dict(enumerate(PGN_VOCABULARY)),
                      "stoi": {c: i for i, c in enumerate(PGN_VOCABULARY)}}, handle)
-    lines = run_engine(Options(model=str(tmp_path / "ckpt.pt"), policy="retry"),
+    lines = run_engine(Options(model=str(tmp_path / "ckpt.pt"), decoding=DecodingSettings(policy="retry")),
                        ["isready", "position startpos moves e2e4 c7c5", "go movetime 5000"])
     assert not any("cannot load" in line for line in lines)
     board = chess.Board()

@@ -37,7 +37,7 @@ import chess
 from gamegpt import __version__
 from gamegpt.engine.decide import clock_budget, model_move, position_seed, random_move
 from gamegpt.engine.evaluation import score_after
-from gamegpt.engine.settings import DEFAULTS, FALLBACKS, POLICIES, DecodingSettings, check_setting
+from gamegpt.engine.settings import DEFAULTS, FALLBACKS, POLICIES, DecodingSettings
 from gamegpt.errors import ConfigError
 from gamegpt.games.chess import ChessGame
 from gamegpt.players.limits import SearchLimits
@@ -50,25 +50,22 @@ AUTHOR = "the gamegpt developers"
 MIN_THINK_SECONDS = 0.005
 
 
+ENGINE_OPTIONS = ("model", "ponder")
+"""The options that are not decoding settings."""
+
+
 @dataclass
 class Options:
-    """The engine's UCI options (names as the GUI shows them): the model, pondering, and the decoding
-    settings of `gamegpt.engine.settings` (their defaults and checks)."""
+    """The engine's UCI options: the model, pondering, and the decoding settings (`gamegpt.engine.settings`:
+    their defaults and their one check)."""
 
     model: str = "chessgpt"
-    policy: str = DEFAULTS.policy
-    fallback: str = DEFAULTS.fallback
-    temperature: float = DEFAULTS.temperature
-    top_k: int = DEFAULTS.top_k
-    seed: int = DEFAULTS.seed
-    threads: int = DEFAULTS.threads
-    move_overhead_ms: int = DEFAULTS.move_overhead_ms
     ponder: bool = False
+    decoding: DecodingSettings = DEFAULTS
 
-    def decoding(self) -> DecodingSettings:
-        return DecodingSettings(policy=self.policy, temperature=self.temperature, top_k=self.top_k,
-                                fallback=self.fallback, seed=self.seed, threads=self.threads,
-                                move_overhead_ms=self.move_overhead_ms)
+    def value(self, attribute: str) -> Any:
+        """The value of the option stored at `attribute` (see UCI_OPTIONS)."""
+        return getattr(self if attribute in ENGINE_OPTIONS else self.decoding, attribute)
 
 
 def _combo(default: str, choices: tuple[str, ...]) -> str:
@@ -111,7 +108,7 @@ class _Search:
         self.limits = limits
         self.started = time.monotonic()
         self.hold = limits.infinite or limits.ponder
-        self.budget = None if self.hold else think_time(limits, engine.options.move_overhead_ms)
+        self.budget = None if self.hold else think_time(limits, engine.options.decoding.move_overhead_ms)
         self.condition = threading.Condition()
         self.result: tuple[chess.Move | None, list[str], int] | None = None
         self.stopped = False
@@ -132,7 +129,7 @@ class _Search:
                 self.hold = False
                 self.limits = dataclasses.replace(self.limits, ponder=False)
                 self.started = time.monotonic()
-                self.budget = think_time(self.limits, self.engine.options.move_overhead_ms)
+                self.budget = think_time(self.limits, self.engine.options.decoding.move_overhead_ms)
             self.condition.notify_all()
 
     def _decode(self) -> None:
@@ -260,28 +257,24 @@ class UciServer:
             return
         try:
             parsed = parse(value)
-            self._check_option(attribute, parsed)
-        except (ValueError, TypeError) as exc:
-            self.info_string(f"bad value for {option_name}: {value!r} ({exc}); keeping {getattr(self.options, attribute)}")
+            if attribute == "model" and not parsed:
+                raise ValueError("empty model name")
+            decoding = self.options.decoding
+            if attribute not in ENGINE_OPTIONS:
+                decoding = decoding.replace(**{attribute: parsed})  # its one check
+        except (ValueError, TypeError, ConfigError) as exc:
+            self.info_string(f"bad value for {option_name}: {value!r} ({exc}); keeping {self.options.value(attribute)}")
             return
         self._finish_search(stop=True)
-        setattr(self.options, attribute, parsed)
+        if attribute in ENGINE_OPTIONS:
+            setattr(self.options, attribute, parsed)
+        self.options.decoding = decoding
         if attribute in ("model", "policy", "temperature", "top_k"):
             self._player, self._load_error = None, None
         if attribute == "threads" and self._player is not None:
             import torch
 
             torch.set_num_threads(parsed)
-
-    @staticmethod
-    def _check_option(attribute: str, value: Any) -> None:
-        if attribute == "model" and not value:
-            raise ValueError("empty model name")
-        if attribute not in ("model", "ponder"):
-            try:
-                check_setting(attribute, value)
-            except ConfigError as exc:
-                raise ValueError(str(exc)) from None
 
     def _ucinewgame(self, args: list[str]) -> None:
         self._finish_search(stop=True)
@@ -350,8 +343,8 @@ class UciServer:
 
                 from gamegpt.engine.model_player import load_model_player  # torch loads here, not at `uci`
 
-                torch.set_num_threads(o.threads)
-                self._player = load_model_player(o.model, "chess", settings=o.decoding())
+                torch.set_num_threads(o.decoding.threads)
+                self._player = load_model_player(o.model, "chess", settings=o.decoding)
             except Exception as exc:  # UserError for bad paths/files; anything else is reported the same way
                 self._load_error = f"cannot load model {o.model!r}: {exc}"
                 self.info_string(self._load_error + "; playing random legal moves")
@@ -377,7 +370,7 @@ class UciServer:
                 notes.append(f"the position does not start from the standard start and model {self.options.model} "
                              "has no start-position encoding: it plays off its training distribution")
             passes_before = player.forward_passes
-            move, more = model_move(player, game, self._position_seed(game), self.options.fallback, among)
+            move, more = model_move(player, game, self._position_seed(game), self.options.decoding.fallback, among)
             return move, notes + more, player.forward_passes - passes_before
 
     def wait_idle(self, timeout: float) -> bool:
@@ -392,7 +385,7 @@ class UciServer:
         return random_move(self._position_seed(game), legal) if legal else None
 
     def _position_seed(self, game: ChessGame) -> int:
-        return position_seed(self.options.seed, game)
+        return position_seed(self.options.decoding.seed, game)
 
     def report(self, game: ChessGame, move: chess.Move | None, notes: list[str], forward_passes: int,
                seconds: float) -> None:
