@@ -26,7 +26,7 @@ from gamegpt.eval.tictactoe import SettingResult, evaluate, format_table
 from gamegpt.players.base import Noisy
 from gamegpt.players.newell_simon import NewellSimonPlayer
 from gamegpt.experiments.pipeline import train_model_on_records
-from gamegpt.atomic import write_json_atomic
+from gamegpt.atomic import write_json_atomic, write_text_atomic
 from gamegpt.selfplay.runner import run_selfplay
 
 DEFAULT_NOISE = (0.0, 0.05, 0.5, 0.8)
@@ -112,7 +112,7 @@ def run_noise_experiment(cfg: NoiseExperimentConfig, *, progress: bool = True) -
     summary = {"config": {**cfg.__dict__, "noise_rates": list(cfg.noise_rates),
                           "temperatures": list(cfg.temperatures)}, "rows": rows}
     write_json_atomic(out / "summary.json", summary)
-    (out / "table.txt").write_text(format_noise_table(rows) + "\n\n" + format_table(all_results) + "\n")
+    write_text_atomic(out / "table.txt", format_noise_table(rows) + "\n\n" + format_table(all_results) + "\n")
     plot_noise_experiment(rows, out / "transcendence.png")
     return summary
 

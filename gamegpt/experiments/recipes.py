@@ -17,7 +17,7 @@ from gamegpt.core.train import TrainConfig
 from gamegpt.engine.model_player import load_model_player
 from gamegpt.eval.tictactoe import SettingResult, evaluate, format_table, plot_results
 from gamegpt.experiments.pipeline import train_model_on_records
-from gamegpt.atomic import write_json_atomic
+from gamegpt.atomic import write_json_atomic, write_text_atomic
 from gamegpt.selfplay.runner import run_selfplay
 
 TICTACTOE_MATCHUPS = (
@@ -58,7 +58,7 @@ def tictactoe_default(out_dir: str | Path, *, games_per_matchup: int = 5000, eva
     plot_results(results, model_dir / "eval.png", title="shipped tic-tac-toe model (raw policy)")
     card = model_card(read_checkpoint_config(model_dir), results, games_per_matchup, eval_games, seed,
                       training_minutes=_training_minutes(run_dir / "train_log.jsonl"))
-    (model_dir / "README.md").write_text(card)
+    write_text_atomic(model_dir / "README.md", card)
     _install(model_dir, install_to)
     return summary
 
@@ -168,8 +168,9 @@ def chess_default(out_dir: str | Path, *, games: int = 8000, held_out_games: int
         plot_legality([result], model_dir / f"legality-{'fischer' if 'fischer' in name else 'stockfish'}.png",
                       title=f"legal first samples, T=1, {name}")
     write_json_atomic(model_dir / "legality.json", summary)
-    (model_dir / "README.md").write_text(_chess_card(read_checkpoint_config(model_dir), tables, games,
-                                                     held_out_games, seed, _training_minutes(run_dir / "train_log.jsonl")))
+    card = _chess_card(read_checkpoint_config(model_dir), tables, games, held_out_games, seed,
+                       _training_minutes(run_dir / "train_log.jsonl"))
+    write_text_atomic(model_dir / "README.md", card)
     _install(model_dir, install_to)
     return summary
 
