@@ -14,6 +14,13 @@ The held-out split is by whole game: a game goes to val when a seeded hash of it
 falls below `val_fraction` (streaming, reproducible). With `val_by_content=True` the hash is of the game's
 tokens instead, so identical games (common with deterministic players) always land in the same split and
 no val game was seen in training; a data set of few distinct games may then leave val empty.
+
+Samples instead of games (a codec with `sample_len`, such as a position followed by its move): each game's
+tokens are its samples of `sample_len` tokens one after the other, and each sample is a block of its own
+(`block_len == sample_len`), so no sample attends to another; the split is still by game. meta then says
+`"sample_len"`. A codec that scores only some targets adds `"scored_targets": {"after": a, "below": b}` to
+meta: `get_batch` then sets every target to -1 (ignored by the loss) except one that follows the token `a`
+and is below `b`. Without these keys (every other codec) the shards and batches are as before.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any, BinaryIO, Iterable
+from typing import Any, BinaryIO, Iterable, Mapping
 
 import numpy as np
 import torch
@@ -76,6 +83,15 @@ class _BlockPacker:
         if self.fill == self.block_len:
             self._finish_block()
 
+    def add_samples(self, samples: np.ndarray) -> None:
+        """One game's samples, shape (n, block_len): each is a block of its own; together they count as one game.
+        Only for a packer that holds no part of a block (one that has only been given samples)."""
+        assert self.fill == 0, "samples and packed games are not mixed in one packer"
+        for sample in samples:
+            self.block[:] = sample
+            self._finish_block()
+        self.n_games += len(samples) > 0
+
     def _finish_block(self) -> None:
         self.pending.append(self.block.copy())
         self.n_blocks += 1
@@ -102,8 +118,14 @@ def write_shards(
     seed: int = 0,
     val_by_content: bool = False,
     overwrite: bool = False,
+    sample_len: int | None = None,
+    scored_targets: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     """Pack `games` (token lists, each starting with its bos token) into `out_dir`; return the meta dict.
+
+    With `sample_len`, each game is its samples of that many tokens, and each becomes a block of its own
+    (block_len must equal sample_len: UserError otherwise); `scored_targets` is written to meta for `get_batch`
+    (see the module docstring). ValueError for a game that is not whole samples (a codec's bug).
 
     About `val_fraction` of the games (a seeded choice of whole games) go to the val split; see the module
     docstring for `val_by_content`. `games` is read once, as a stream. The directory appears complete or not at all (it is built in a temp
@@ -115,6 +137,9 @@ def write_shards(
         raise UserError(f"block_len must be at least 2, got {block_len}")
     if not 0.0 < val_fraction < 1.0:
         raise UserError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    if sample_len is not None and block_len != sample_len:
+        raise UserError(f"the codec writes samples of {sample_len} tokens, each a block of its own: "
+                        f"block_len must be {sample_len} (or left out), got {block_len}")
     if out.exists() and not overwrite:
         raise UserError(f"{out}: already exists (choose another directory or pass overwrite)")
     dtype = dtype_for_vocab(vocab_size)
@@ -138,7 +163,12 @@ def write_shards(
                 split = "val" if _is_val_game(number, tokens, seed, val_fraction, val_by_content) else "train"
                 n_games_read[split] += 1
                 tokens_read[split] += len(tokens)
-                packers[split].add(tokens)
+                if sample_len is None:
+                    packers[split].add(tokens)
+                elif len(tokens) % sample_len:
+                    raise ValueError(f"game {number}: {len(tokens)} tokens are not whole samples of {sample_len}")
+                else:
+                    packers[split].add_samples(tokens.reshape(-1, sample_len))
             for split, packer in packers.items():
                 packer.flush()
             for file in (train_file, val_file):
@@ -166,6 +196,10 @@ def write_shards(
             "val_split_by": "content" if val_by_content else "game",
             "seed": seed,
         }
+        if sample_len is not None:
+            meta["sample_len"] = sample_len
+        if scored_targets is not None:
+            meta["scored_targets"] = dict(scored_targets)
         _write_json(tmp / META_FILE, meta)
     return meta
 
@@ -202,12 +236,20 @@ def read_meta(data_dir: str | os.PathLike[str]) -> dict[str, Any]:
             and meta["dtype"] == dtype_for_vocab(vocab_size).name
             and isinstance(meta["codec"], dict)
             and all(isinstance(meta["n_blocks"][s], int) and meta["n_blocks"][s] >= 0 for s in SPLITS)
+            and ("scored_targets" not in meta or _is_scored_targets(meta["scored_targets"]))
         )
     except (KeyError, TypeError, UserError):
         ok = False
     if not ok:
-        raise UserError(f"{path}: malformed meta (needs codec, vocab_size, block_len, dtype, n_blocks)")
+        raise UserError(f"{path}: malformed meta (needs codec, vocab_size, block_len, dtype, n_blocks; "
+                        "scored_targets, if any, as {\"after\": int, \"below\": int})")
     return meta
+
+
+def _is_scored_targets(value: Any) -> bool:
+    """Whether `value` is the meta's `scored_targets` form: {"after": int, "below": int}."""
+    return (isinstance(value, dict) and set(value) == {"after", "below"}
+            and all(isinstance(value[key], int) and not isinstance(value[key], bool) for key in value))
 
 
 def open_split(data_dir: str | os.PathLike[str], split: str) -> np.memmap:
@@ -230,13 +272,18 @@ def open_split(data_dir: str | os.PathLike[str], split: str) -> np.memmap:
     return np.memmap(path, dtype=dtype, mode="r", shape=shape)
 
 
-def get_batch(blocks: np.ndarray, indices: np.ndarray, device: str | torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def get_batch(blocks: np.ndarray, indices: np.ndarray, device: str | torch.device,
+              scored_targets: Mapping[str, int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Inputs and targets for the blocks at `indices`: x = block[:-1], y = block[1:], both int64 (B, block_len-1).
 
-    The model's block_size is therefore block_len - 1.
+    The model's block_size is therefore block_len - 1. With `scored_targets` (the meta's, if it has them), every
+    target but one that follows the token `after` and is below `below` is -1, which the loss ignores.
     """
     rows = torch.from_numpy(np.asarray(blocks[indices], dtype=np.int64))
     x, y = rows[:, :-1].contiguous(), rows[:, 1:].contiguous()
+    if scored_targets is not None:
+        scored = (x == scored_targets["after"]) & (y < scored_targets["below"])
+        y = y.masked_fill(~scored, -1)
     device = torch.device(device)
     if device.type == "cuda":
         return x.pin_memory().to(device, non_blocking=True), y.pin_memory().to(device, non_blocking=True)

@@ -448,14 +448,16 @@ def _check_resumable(checkpoint: dict[str, Any], model_config: GPTConfig, codec:
 
 @torch.no_grad()
 def _evaluate(
-    model: GPT, blocks: np.ndarray, cfg: TrainConfig, ctx: _Context, autocast: Any
+    model: GPT, blocks: np.ndarray, cfg: TrainConfig, ctx: _Context, autocast: Any,
+    scored_targets: Mapping[str, int] | None = None,
 ) -> float:
     model.eval()
     total = 0.0
     global_batch = cfg.batch_size * ctx.world_size
     for batch in range(cfg.eval_batches):
         indices = eval_indices(cfg.seed, batch, len(blocks), global_batch)
-        x, y = get_batch(blocks, indices[ctx.rank * cfg.batch_size : (ctx.rank + 1) * cfg.batch_size], ctx.device)
+        x, y = get_batch(blocks, indices[ctx.rank * cfg.batch_size : (ctx.rank + 1) * cfg.batch_size], ctx.device,
+                         scored_targets)
         with autocast():
             _, loss = model(x, y)
         assert loss is not None
@@ -611,7 +613,7 @@ def _train(cfg: TrainConfig, ctx: _Context, *, resume: bool, stop_after: int | N
                 for group in optimizer.param_groups:
                     group["lr"] = lr
                 indices = batch_indices(cfg.seed, step, len(train_blocks), global_batch)[lo:hi]
-                x, y = get_batch(train_blocks, indices, ctx.device)
+                x, y = get_batch(train_blocks, indices, ctx.device, meta.get("scored_targets"))
                 with autocast():
                     _, loss = model(x, y)
                 assert loss is not None
@@ -643,7 +645,7 @@ def _train(cfg: TrainConfig, ctx: _Context, *, resume: bool, stop_after: int | N
                                     lr=f"{lr:.2e}", tok_s=f"{tokens_per_second:,.0f}", refresh=False)
                 if step % cfg.eval_interval == 0 or is_last:
                     sync()
-                    val_loss = _evaluate(raw_model, val_blocks, cfg, ctx, autocast)
+                    val_loss = _evaluate(raw_model, val_blocks, cfg, ctx, autocast, meta.get("scored_targets"))
                     state["last_val_loss"] = val_loss
                     if state["best_val_loss"] is None or val_loss < state["best_val_loss"]:
                         state["best_val_loss"] = val_loss

@@ -7,13 +7,14 @@ from typing import Any, Callable
 from gamegpt.errors import UserError
 from gamegpt.games.base import Codec, Game, IllegalMoveError, InvalidMove, Outcome
 from gamegpt.games.chess import ChessGame
-from gamegpt.games.chess_codecs import MoveTokenCodec, PgnCharCodec
+from gamegpt.games.chess_codecs import MoveTokenCodec, PgnCharCodec, PositionMoveCodec
 from gamegpt.games.tictactoe import TicTacToe, TicTacToeCodec
 
 _CODECS: dict[str, Callable[..., Codec]] = {
     TicTacToeCodec.name: TicTacToeCodec,
     PgnCharCodec.name: PgnCharCodec,
     MoveTokenCodec.name: MoveTokenCodec,
+    PositionMoveCodec.name: PositionMoveCodec,
 }
 _GAMES: dict[str, Callable[..., Game[Any]]] = {
     "tictactoe": TicTacToe,
@@ -49,6 +50,6 @@ def codec_from_spec(spec: dict[str, Any] | str) -> Codec:
 
 __all__ = [
     "ChessGame", "Codec", "Game", "IllegalMoveError", "InvalidMove", "MoveTokenCodec", "Outcome", "PgnCharCodec",
-    "TicTacToe", "TicTacToeCodec",
+    "PositionMoveCodec", "TicTacToe", "TicTacToeCodec",
     "codec_from_spec", "new_game", "DEFAULT_CODEC",
 ]

@@ -173,6 +173,22 @@ class Codec(ABC):
 
     max_move_tokens: int = 1
 
+    prefix_is_game_text: bool = True
+    """Whether `prefix_tokens` is the game's text so far (bos, any start block, the moves played), so that the
+    prefix after more moves extends the earlier one and `PrefixEncoder` encodes only the new moves. False for
+    a codec whose prefix is the current position alone: `PrefixEncoder` encodes every new position in full."""
+
+    sample_len: int | None = None
+    """How training data cuts the text: None, a game's `encode_game` is one sample, packed with other games into
+    blocks; an int, `encode_game` writes samples of exactly this many tokens one after the other, and each is a
+    training block of its own (a codec whose samples are positions)."""
+
+    def scored_targets(self) -> dict[str, int] | None:
+        """Which targets of the training text the loss counts, in the form the shards' meta keeps
+        (`gamegpt.core.data`): None for every target; `{"after": a, "below": b}` for only a target that
+        follows the token `a` and is a token below `b`."""
+        return None
+
     def cut_points(self, tokens: Sequence[int]) -> tuple[int, list[int]]:
         """Where a too-long `prefix_tokens` sequence may be cut to fit a model's context.
 
@@ -188,7 +204,8 @@ class PrefixEncoder:
     """`codec.prefix_tokens(game)` built incrementally: it remembers the last game it encoded (start,
     moves, tokens), and for a game whose history extends that one (the next move of the same game) it
     encodes only the new moves (`Codec.recent_moves_tokens`), never the game from its start again. Any other
-    game (a new game, a takeback, another start position) is encoded in full. Telling the two apart compares
+    game (a new game, a takeback, another start position), and every new position of a codec whose prefix is
+    not the game's text (`Codec.prefix_is_game_text`), is encoded in full. Telling the two apart compares
     the moves, one comparison per move (at C speed when the game keeps its move objects, as an arena's does).
 
     It holds state, so each player has its own (a codec may be shared between threads).
@@ -210,9 +227,10 @@ class PrefixEncoder:
         """Tokens equal to `codec.prefix_tokens(game)`. The list is the encoder's own (do not change it): the
         same object while the game has not changed since the last call, a new one once it has."""
         history = game.history
-        if not self._extends_last_game(game, history):
+        moved = len(history) > len(self._moves)
+        if not self._extends_last_game(game, history) or (moved and not self.codec.prefix_is_game_text):
             self._encode_in_full(game, history)
-        elif len(history) > len(self._moves):
+        elif moved:
             self._text += self.codec.recent_moves_tokens(game, len(history) - len(self._moves))
             self._prefix = self._text + self.codec.continuation_tokens(game)
             self._moves = history

@@ -1,6 +1,7 @@
-"""Chess codecs: Karvonen's character PGN (`chess-pgn-chars`) and one token per move (`chess-uci-moves`).
+"""Chess codecs: Karvonen's character PGN (`chess-pgn-chars`), one token per move (`chess-uci-moves`), and the
+position written out before each move (`chess-position-move`, on chess-uci-moves' tokens).
 
-Both encode `ChessGame`s (moves are `chess.Move`, castling as the king's move `e1g1`) and refuse other games
+All encode `ChessGame`s (moves are `chess.Move`, castling as the king's move `e1g1`) and refuse other games
 with TypeError. Encoding checks every move and raises ValueError naming the first illegal one.
 """
 
@@ -485,3 +486,100 @@ class MoveTokenCodec(Codec):
             if not 0 <= token < self.vocab_size:
                 raise ValueError(f"token {token} is outside the {self.vocab_size}-token chess-uci-moves vocabulary")
         return " ".join(self.token_names[t] for t in tokens)
+
+
+# --- the position, then the move ---------------------------------------------------------------------
+
+
+class PositionMoveCodec(MoveTokenCodec):
+    """The position, then the move: the model reads the board instead of reconstructing it from the moves.
+
+    The same 2001 tokens as `chess-uci-moves` (the same ids: one vocabulary, one token per move). The prefix of
+    a game is `<bos>` and the block of its current position, as `MoveTokenCodec.position_tokens` writes it:
+    `<position>`, the 64 squares a1..h8, the side to move, the castling rights K Q k q, the en-passant file,
+    `<moves>` (73 tokens; searchless_chess's FEN form without the move counters). The moves that led there
+    are not in it, so a game from a FEN, or a UCI `position fen`, is read like any other
+    (`spec()["start_position"]` is true), and `PrefixEncoder` encodes each new position in full
+    (`prefix_is_game_text` is False).
+
+    Not encoded: the halfmove clock and the fullmove number (they would need tokens that chess-uci-moves
+    lacks), nor the positions before: the model cannot see the 50-move rule or a repetition coming.
+
+    Training text: `encode_game` writes one sample per move played, `<bos>` + block + the move's token, 74
+    tokens (`sample_len`), one after the other; shards make each sample a block of its own and the loss counts
+    only the move, the target after `<moves>` (`scored_targets`). There is no eos. `decode_game` reads such a
+    text back and checks that each sample's position is the one the moves before it reach; its last sample
+    may lack its move (a prefix: `decode_game(prefix_tokens(game))` is that position and no moves).
+    """
+
+    name = "chess-position-move"
+    prefix_is_game_text = False
+    sample_len = 74
+
+    def __init__(self, start_position: bool = True) -> None:
+        if not start_position:
+            raise ValueError("chess-position-move always reads the position (start_position cannot be false)")
+        super().__init__(start_position=True)
+        self.eos = None
+
+    def scored_targets(self) -> dict[str, int]:
+        """The loss counts only the move after `<moves>`: a target after that token that is a move token."""
+        return {"after": self.moves_token, "below": self.N_MOVES}
+
+    def prefix_tokens(self, game: Game[Any]) -> list[int]:
+        """`<bos>` and the block of `game`'s current position (73 tokens), whatever moves led there."""
+        return [self.bos] + self.position_tokens(_board(game))
+
+    def recent_moves_tokens(self, game: Game[Any], count: int) -> list[int]:
+        raise NotImplementedError("chess-position-move prefixes are positions, not game text: encode them in full")
+
+    def encode_moves(self, game_before: Game[Any], moves: Sequence[Any]) -> list[int]:
+        """The samples of `moves` played from `game_before` (not changed): for each, the block of the position
+        it is played in and its token. ValueError naming the first illegal move."""
+        board = _board(game_before).copy(stack=False)
+        tokens: list[int] = []
+        for ply, move in enumerate(moves, start=len(game_before.history) + 1):
+            sample = [self.bos, *self.position_tokens(board)]
+            _checked_push(board, move, ply)
+            tokens += sample
+            tokens.append(self.move_token(move))
+        return tokens
+
+    def encode_game(self, moves: Sequence[Any], start: str | None = None, finished: bool = True) -> list[int]:
+        """One sample per move (see the class docstring); empty for no moves; `finished` changes nothing."""
+        return self.encode_moves(self.new_game(start), moves)
+
+    def decode_game(self, tokens: Sequence[int]) -> tuple[str | None, list[chess.Move]]:
+        """The start (a FEN with counters `0 1`, or None for the standard position) and the moves of a text of
+        samples; ValueError if it is not one (a position that the moves before it do not reach, an illegal
+        move, a malformed block)."""
+        tokens = list(tokens)
+        if any(not 0 <= t < self.vocab_size for t in tokens):
+            raise ValueError(f"a token is outside the {self.vocab_size}-token chess-position-move vocabulary")
+        size = self.sample_len
+        if not tokens or len(tokens) % size not in (0, size - 1):
+            raise ValueError(f"chess-position-move text is samples of {size} tokens (the last may lack its move), "
+                             f"got {len(tokens)} tokens")
+        board: chess.Board | None = None
+        start: str | None = None
+        for number, at in enumerate(range(0, len(tokens), size), start=1):
+            sample = tokens[at:at + size]
+            if sample[0] != self.bos:
+                raise ValueError(f"sample {number} does not start with <bos>")
+            block = sample[1:size - 1]
+            if board is None:
+                board = self._read_position(block)
+                start = ChessGame(board.fen()).start
+            elif block != self.position_tokens(board):
+                raise ValueError(f"sample {number}'s position is not the one the moves before it reach ({board.fen()})")
+            if len(sample) == size:
+                move = self.token_move(sample[-1])
+                if move is None:
+                    raise ValueError(f"token {self.token_names[sample[-1]]!r} where move {number} should be")
+                _checked_push(board, move, number)
+        assert board is not None
+        return start, list(board.move_stack)
+
+    def cut_points(self, tokens: Sequence[int]) -> tuple[int, list[int]]:
+        """Never cut: the whole prefix is one position, which a model trained on these samples holds."""
+        return len(tokens), []

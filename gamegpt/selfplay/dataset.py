@@ -41,9 +41,16 @@ def records_to_shards(
     seed: int = 0,
     overwrite: bool = False,
 ) -> dict[str, Any]:
-    """Encode the games of `paths` with the codec (default: the game's) and pack them into shards."""
+    """Encode the games of `paths` with the codec (default: the game's) and pack them into shards.
+
+    A codec whose samples are positions (`Codec.sample_len`, e.g. chess-position-move) gives one sample per
+    position of a game, each a block of its own (`block_len` defaults to the sample's length, and must be it),
+    with the loss on the move only (`Codec.scored_targets`); the split is still by game.
+    """
     codec = codec_from_spec(codec_name or DEFAULT_CODEC[game])
     return write_shards(
-        record_tokens(codec, paths), out_dir, block_len=block_len or DEFAULT_BLOCK_LEN.get(game, 1024),
+        record_tokens(codec, paths), out_dir,
+        block_len=block_len or codec.sample_len or DEFAULT_BLOCK_LEN.get(game, 1024),
         vocab_size=codec.vocab_size, codec=codec.spec(), val_fraction=val_fraction, seed=seed, overwrite=overwrite,
+        sample_len=codec.sample_len, scored_targets=codec.scored_targets(),
     )
