@@ -245,6 +245,21 @@ class Transformer(nn.Module):
         self.ln_f = nn.LayerNorm(config.n_embd, bias=config.bias)
 
 
+def _scored_positions(x: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The hidden states (N, C) and targets (N,) of the positions whose target is not -1, in order.
+
+    Every position scored (packed game text): a view, no copy. Under torch.compile every position is kept
+    (the loss ignores -1 targets anyway): a shape that depends on the data would break the graph.
+    """
+    x, targets = x.reshape(-1, x.size(-1)), targets.reshape(-1)
+    if torch.compiler.is_compiling():
+        return x, targets
+    scored = targets != -1
+    if bool(scored.all()):
+        return x, targets
+    return x[scored], targets[scored]
+
+
 class GPT(nn.Module):
     """The language model: token ids in, next-token logits out."""
 
@@ -292,9 +307,11 @@ class GPT(nn.Module):
         """Logits for token ids `idx` (B, T), and the mean cross-entropy if `targets` is given.
 
         Without `targets` (inference) only the last position goes through the output layer, as in nanoGPT:
-        logits are (B, 1, vocab), the prediction of the next token. With `targets` (training), or with
-        `all_positions=True`, they are (B, T, vocab), one prediction per position. Targets equal to -1 are
-        ignored. With a `cache`, `idx` holds only the tokens the cache has not seen:
+        logits are (B, 1, vocab), the prediction of the next token. With `targets` (training), targets equal
+        to -1 are ignored and only the scored positions go through the output layer: logits are (N, vocab),
+        one row per target that is not -1, in (batch, time) order (under torch.compile: every position).
+        With `all_positions=True` they are (B, T, vocab), one prediction per position (the loss, if any, is
+        the same). With a `cache`, `idx` holds only the tokens the cache has not seen:
         their positions start at `cache.length`, and the cache grows by T. Raises ValueError when the
         sequence (cached + new) would be longer than `block_size`.
         """
@@ -317,22 +334,29 @@ class GPT(nn.Module):
         for block in self.transformer.h:
             x = block(x, cache)
         x = self.transformer.ln_f(x)
-        if targets is None and not all_positions:
+        if not all_positions and targets is not None:
+            x, targets = _scored_positions(x, targets)  # the output layer and loss skip the unscored positions
+        elif not all_positions:
             x = x[:, -1:, :]  # only the next token's prediction is needed: skip the others' output layer
         logits = self.lm_head(x)
         if cache is not None:
             cache._advance(T)
         loss = None
         if targets is not None:
-            loss = F.cross_entropy(logits.view(-1, logits.size(-1)).float(), targets.reshape(-1), ignore_index=-1)
+            loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), targets.reshape(-1), ignore_index=-1)
         return logits, loss
 
     def configure_optimizer(
-        self, weight_decay: float, lr: float, betas: tuple[float, float], device_type: str
+        self, weight_decay: float, lr: float, betas: tuple[float, float], device_type: str,
+        fused: bool | None = None,
     ) -> torch.optim.AdamW:
-        """AdamW with weight decay on 2-D parameters (matmul weights, embeddings) only; fused on CUDA.
+        """AdamW with weight decay on 2-D parameters (matmul weights, embeddings) only.
 
-        Group 0 holds the decayed parameters, group 1 the others (biases, LayerNorm weights).
+        Group 0 holds the decayed parameters, group 1 the others (biases, LayerNorm weights). `fused=None`
+        takes torch's fused kernel on CPU and CUDA where this torch has it (faster than foreach; see
+        bench/bench_core.py), else the multi-tensor (foreach) one; `fused=False` forces foreach. Both make the
+        same update up to float rounding. Loading a checkpoint's optimizer state also loads its implementation
+        flags (torch's load_state_dict), so a resumed run keeps the implementation it started with.
         """
         params = [p for p in self.parameters() if p.requires_grad]
         decay = [p for p in params if p.dim() >= 2]
@@ -341,9 +365,10 @@ class GPT(nn.Module):
             {"params": decay, "weight_decay": weight_decay},
             {"params": no_decay, "weight_decay": 0.0},
         ]
-        use_fused = device_type == "cuda" and "fused" in inspect.signature(torch.optim.AdamW).parameters
-        extra: dict[str, Any] = {"fused": True} if use_fused else {}
-        return torch.optim.AdamW(groups, lr=lr, betas=betas, **extra)
+        has_fused = device_type in ("cpu", "cuda") and "fused" in inspect.signature(torch.optim.AdamW).parameters
+        use_fused = has_fused if fused is None else fused
+        implementation: dict[str, Any] = {"fused": True} if use_fused else {"foreach": True}
+        return torch.optim.AdamW(groups, lr=lr, betas=betas, **implementation)
 
     def state_dict_for_saving(self) -> dict[str, torch.Tensor]:
         """The weights to save: the state dict without `lm_head.weight` (tied to the token embedding)."""

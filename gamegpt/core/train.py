@@ -10,7 +10,8 @@ when WORLD_SIZE > 1 the process group is set up (gloo on CPU, nccl on CUDA), onl
 and logs and shows the progress bar.
 
 Outputs in `out_dir`: `checkpoints/step-*/` (see gamegpt.core.checkpoint) and `train_log.jsonl`, one JSON
-object per line for each "train" (every log_interval steps) and "eval" event.
+object per line for each "start" (each call that trains: the dtype used and why, device, threads), "train"
+(every log_interval steps) and "eval" event.
 """
 
 from __future__ import annotations
@@ -51,7 +52,8 @@ from gamegpt.errors import CheckpointError, ConfigError
 
 LOG_FILE = "train_log.jsonl"
 _EVAL_STREAM = 0xE7A1  # keeps the eval batches' random stream apart from the training batches'
-_CHOICES = {"device": ("auto", "cpu", "cuda"), "dtype": ("float32", "bfloat16")}
+_CHOICES = {"device": ("auto", "cpu", "cuda"), "dtype": ("auto", "float32", "bfloat16")}
+_NATIVE_BF16_CPU_FEATURES = ("avx512_bf16", "amx_bf16")
 
 
 @dataclass
@@ -61,6 +63,13 @@ class TrainConfig(ModelShape):
 
     `batch_size` is per process; `lr_decay_steps` defaults to `max_steps`; `threads` sets torch's CPU thread
     count (None leaves torch's default). `to_dict`/`from_dict` use the flat keys of a YAML train config.
+
+    `dtype`: "auto" (the default) trains under bfloat16 autocast where the device computes bfloat16 natively
+    (see `resolve_dtype`) and in float32 elsewhere; "float32" and "bfloat16" force one. Weights and optimizer
+    state are float32 under either, so a run may resume under another dtype (it then no longer matches a
+    straight run bit for bit). `compile` wraps the model in torch.compile (inductor): a one-time compile of
+    up to a minute on a small CPU (cached between runs) and no measured gain there (bench/bench_core.py),
+    hence off by default.
     """
 
     data_dir: str
@@ -81,7 +90,7 @@ class TrainConfig(ModelShape):
     keep_checkpoints: int = 3
     seed: int = 1337
     device: str = "auto"
-    dtype: str = "float32"
+    dtype: str = "auto"
     compile: bool = False
     log_interval: int = 10
     threads: int | None = None
@@ -250,6 +259,8 @@ class TrainResult:
     val_loss: float | None
     tokens_per_second: float | None
     checkpoint: Path | None
+    dtype: str | None = None
+    """The dtype the steps ran under ("float32" or "bfloat16"), `TrainConfig.dtype` resolved."""
 
 
 def learning_rate_at(step: int, cfg: TrainConfig) -> float:
@@ -260,6 +271,38 @@ def learning_rate_at(step: int, cfg: TrainConfig) -> float:
         return cfg.min_lr
     progress = (step - cfg.warmup_steps) / max(1, cfg.decay_steps - cfg.warmup_steps)
     return cfg.min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (cfg.learning_rate - cfg.min_lr)
+
+
+def native_bfloat16(device: torch.device) -> tuple[bool, str]:
+    """Whether `device` computes bfloat16 matmuls in hardware, and what that answer rests on (for the log).
+
+    CUDA: `torch.cuda.is_bf16_supported(including_emulation=False)`. CPU: `torch.cpu.get_capabilities()`
+    reports avx512_bf16 or amx_bf16; without them (an AVX2 CPU) bfloat16 matmuls are emulated, many times
+    slower than float32.
+    """
+    if device.type == "cuda":
+        native = bool(torch.cuda.is_bf16_supported(including_emulation=False))
+        return native, f"{torch.cuda.get_device_name(device)}: native bfloat16 {'yes' if native else 'no'}"
+    get_capabilities = getattr(torch.cpu, "get_capabilities", None)
+    capabilities: dict[str, Any] = get_capabilities() if get_capabilities is not None else {}
+    cpu_name = capabilities.get("cpu_name") or "this CPU"
+    found = [feature for feature in _NATIVE_BF16_CPU_FEATURES if capabilities.get(feature)]
+    if found:
+        return True, f"{cpu_name} has {' and '.join(found)}"
+    return False, f"{cpu_name} has no {' or '.join(_NATIVE_BF16_CPU_FEATURES)}"
+
+
+def resolve_dtype(requested: str, device: torch.device) -> tuple[str, str]:
+    """The dtype a run trains under, "float32" or "bfloat16" (autocast), and why (one line for the log).
+
+    "auto" is bfloat16 where `native_bfloat16(device)` says so, else float32; an explicit choice is kept.
+    """
+    if requested not in _CHOICES["dtype"]:
+        raise ConfigError(f"train config: dtype must be one of {', '.join(_CHOICES['dtype'])}, got {requested!r}")
+    native, reason = native_bfloat16(device)
+    if requested != "auto":
+        return requested, f"dtype {requested} in the train config ({reason})"
+    return ("bfloat16" if native else "float32"), f"dtype auto ({reason})"
 
 
 def batch_indices(seed: int, step: int, n_blocks: int, global_batch: int) -> np.ndarray:
@@ -552,7 +595,16 @@ def _train(cfg: TrainConfig, ctx: _Context, *, resume: bool, stop_after: int | N
 
         model = DistributedDataParallel(model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)  # type: ignore[assignment]
 
-    if cfg.dtype == "bfloat16":
+    dtype, dtype_reason = resolve_dtype(cfg.dtype, ctx.device)
+    say(f"training under {dtype}: {dtype_reason}")
+    if dtype == "bfloat16" and not native_bfloat16(ctx.device)[0]:
+        say("note: bfloat16 without hardware support is emulated, many times slower than float32 here "
+            "(dtype auto would choose float32)", always=True)
+    trained_under = checkpoint_info["meta"].get("dtype") if checkpoint_info is not None else None
+    if trained_under is not None and trained_under != dtype:
+        say(f"note: {last_checkpoint} was trained under {trained_under}, continuing under {dtype} "
+            "(weights and optimizer state are float32 under both)", always=True)
+    if dtype == "bfloat16":
         def autocast() -> Any:
             return torch.autocast(device_type=ctx.device.type, dtype=torch.bfloat16)
     else:
@@ -585,6 +637,7 @@ def _train(cfg: TrainConfig, ctx: _Context, *, resume: bool, stop_after: int | N
             "best_val_loss": state["best_val_loss"],
             "tokens_seen": state["tokens_seen"],
             "world_size": ctx.world_size,
+            "dtype": dtype,
             "data": {"dir": os.path.abspath(cfg.data_dir), "block_len": meta["block_len"], "n_blocks": meta["n_blocks"]},
             "gamegpt_version": gamegpt.__version__,
             "torch_version": torch.__version__,
@@ -607,6 +660,10 @@ def _train(cfg: TrainConfig, ctx: _Context, *, resume: bool, stop_after: int | N
     try:
         with _DeferredInterrupt() as interrupt:
             model.train()
+            if ctx.is_main:
+                _append_log(log_path, {"event": "start", "step": step, "dtype": dtype, "dtype_reason": dtype_reason,
+                                       "device": str(ctx.device), "threads": torch.get_num_threads(),
+                                       "compile": cfg.compile, "world_size": ctx.world_size, "time": time.time()})
             while step < end:
                 started = time.perf_counter()
                 lr = learning_rate_at(step, cfg)
@@ -669,4 +726,5 @@ def _train(cfg: TrainConfig, ctx: _Context, *, resume: bool, stop_after: int | N
     if train_seconds > 0:
         tokens_per_second = train_steps * tokens_per_step / train_seconds
     say(f"trained to step {step}; checkpoint in {last_checkpoint}, log in {log_path}")
-    return TrainResult(out, step, state["last_train_loss"], state["last_val_loss"], tokens_per_second, last_checkpoint)
+    return TrainResult(out, step, state["last_train_loss"], state["last_val_loss"], tokens_per_second, last_checkpoint,
+                       dtype)
