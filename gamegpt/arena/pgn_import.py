@@ -25,8 +25,6 @@ import gzip
 import io
 import json
 import multiprocessing
-import multiprocessing.connection
-import os
 import queue as queue_module
 import shutil
 import signal
@@ -45,6 +43,7 @@ from gamegpt.atomic import atomic_path, write_json_atomic, write_text_atomic
 from gamegpt.errors import RecordsError, UserError
 from gamegpt.games.chess import ChessGame
 from gamegpt.arena.records import RESULTS, GameRecord, RecordWriter
+from gamegpt.arena.runs import exit_with_parent
 
 STANDARD_VARIANTS = {"", "standard", "chess", "from position", "from_position"}
 CHUNK_GAMES = 1000  # games per chunk of a chunked import: a few seconds of one worker's time
@@ -511,7 +510,7 @@ def _parse_chunks(parts_dir: Path, tasks: Any, results: Any) -> None:
     """A worker process: write the part of each chunk from `tasks` until a None, putting ("done", number,
     games read) on `results`, or ("error", number, traceback) and stopping."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
-    threading.Thread(target=_exit_with_parent, daemon=True).start()
+    threading.Thread(target=exit_with_parent, daemon=True).start()
     number = -1
     try:
         for chunk in iter(tasks.get, None):
@@ -519,13 +518,3 @@ def _parse_chunks(parts_dir: Path, tasks: Any, results: Any) -> None:
             results.put(("done", number, _write_part(parts_dir, chunk)))
     except Exception:  # noqa: BLE001 - a bug: handed to the main process, which raises it
         results.put(("error", number, traceback.format_exc()))
-
-
-def _exit_with_parent() -> None:
-    """End this worker when the main process dies (even by SIGKILL), as `arena.runs`' workers do:
-    an orphaned worker would otherwise wait for chunks forever."""
-    parent = multiprocessing.parent_process()
-    if parent is None or parent.sentinel is None:
-        return
-    multiprocessing.connection.wait([parent.sentinel])
-    os._exit(1)

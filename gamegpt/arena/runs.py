@@ -287,7 +287,7 @@ def _worker(job: IndexedGames, tasks: Any, results: Any) -> None:
     """A worker process: open the job's state once, then play the game indices from `tasks` until a None,
     putting ("record", GameRecord) on `results`, or ("error", exception) and stopping."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
-    threading.Thread(target=_exit_with_parent, daemon=True).start()
+    threading.Thread(target=exit_with_parent, daemon=True).start()
     state: Any = None
     try:
         state = job.open()
@@ -308,9 +308,10 @@ def _picklable(exc: Exception) -> Exception:
         return RuntimeError(f"{type(exc).__name__}: {exc}")
 
 
-def _exit_with_parent() -> None:
-    """End this worker when the main process dies (even by SIGKILL); its engines then read end-of-file
-    on their stdin and quit. Without this, an orphaned worker would wait for tasks forever."""
+def exit_with_parent() -> None:
+    """Run in a daemon thread of a worker process: end the worker when the main process dies (even by
+    SIGKILL); its engines then read end-of-file on their stdin and quit. Without this, an orphaned worker
+    would wait for tasks forever."""
     parent = multiprocessing.parent_process()
     if parent is None or parent.sentinel is None:
         return
