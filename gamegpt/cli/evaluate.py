@@ -1,4 +1,4 @@
-"""`gamegpt eval`: score models (tic-tac-toe, legal-move rate, puzzles)."""
+"""`gamegpt eval`: score models (tic-tac-toe, legal-move rate, Stockfish agreement, puzzles)."""
 
 from __future__ import annotations
 
@@ -92,6 +92,41 @@ def eval_legality(models: Sequence[str], records: str | None, pgn: str | None, g
                                               "results": [r.to_dict() for r in results]})
     plot_legality(results, out / "legality.png", title=f"legal first samples on {Path(pgn or records or '').name}")
     click.echo(f"wrote {out / 'legality.json'} and {out / 'legality.png'}")
+
+
+@eval.command("agreement")
+@click.option("--model", "models", multiple=True, required=True, help="checkpoint path or shipped name (repeatable)")
+@click.option("--records", type=click.Path(dir_okay=False), required=True, help="held-out chess game records (JSONL)")
+@click.option("--positions", type=int, default=300, show_default=True, help="one position from each of the first N games")
+@click.option("--nodes", type=int, default=20_000, show_default=True, help="Stockfish nodes per label")
+@click.option("--temperature", type=float, default=DEFAULTS.temperature, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="picks the positions and seeds the models")
+@click.option("--stockfish", default=None, help="Stockfish executable (default: on PATH or /usr/games/stockfish)")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="results/agreement", show_default=True)
+@click.option("--threads", type=int, default=1, show_default=True, help=THREADS_HELP)
+def eval_agreement(models: Sequence[str], records: str, positions: int, nodes: int, temperature: float, seed: int,
+                   stockfish: str | None, out_dir: str, threads: int) -> None:
+    """Top-1 agreement with Stockfish's best move (masked decoding): a cheap strength proxy. One position per
+    held-out game, labelled by Stockfish at --nodes; the move played in the game is compared too."""
+    from gamegpt.arena.records import iter_records
+    from gamegpt.atomic import write_json_atomic
+    from gamegpt.engine.model_player import load_model_player
+    from gamegpt.eval.agreement import format_agreement_table, label_positions, top1_agreement
+
+    set_threads(threads)
+    if positions < 1 or nodes < 1:
+        raise UserError("--positions and --nodes must be at least 1")
+    labelled = label_positions(list(iter_records(records)), count=positions, nodes=nodes, seed=seed,
+                               stockfish=stockfish)
+    if not labelled:
+        raise UserError(f"{records}: no chess game long enough for a position")
+    results = [top1_agreement(load_model_player(name, "chess", temperature=temperature, policy="mask"), labelled,
+                              label=name, seed=seed) for name in models]
+    click.echo(format_agreement_table(results))
+    out = Path(out_dir) / "agreement.json"
+    write_json_atomic(out, {"records": records, "positions": len(labelled), "nodes": nodes, "seed": seed,
+                            "temperature": temperature, "results": [r.to_dict() for r in results]})
+    click.echo(f"wrote {out}")
 
 
 @eval.command("puzzles")
