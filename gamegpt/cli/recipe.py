@@ -49,7 +49,8 @@ def recipe_tictactoe(out_dir: str, games: int, eval_games: int, seed: int, overr
 @click.option("--workers", type=int, default=2, show_default=True, help="self-play processes")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--fischer", type=click.Path(dir_okay=False), default=None,
-              help="real games for the legality table (default: ../shared/data/games/fischer.pgn if present)")
+              help="real games for the legality table (default: games/fischer.pgn of the shared data, "
+                   "$GAMEGPT_DATA, if present)")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override a training option")
 @click.option("--install", is_flag=True, help="copy the model and its card to models/chessgpt")
 @click.option("--threads", type=int, default=None, help="torch CPU threads for training (default: torch's)")

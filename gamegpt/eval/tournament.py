@@ -2,10 +2,10 @@
 
     from gamegpt.eval.tournament import ladder_entrants, run_tournament
     from gamegpt.players.limits import SearchLimits
-    from gamegpt.eval.openings import load_openings
+    from gamegpt.eval.openings import default_book, load_openings
     result = run_tournament(["cold=model:path=chessgpt,temperature=0.001", *ladder_entrants("default")],
                             mode="gauntlet", subjects=["cold"],
-                            openings=load_openings("../shared/data/openings/2moves_v2.pgn", count=10),
+                            openings=load_openings(default_book(), count=10),
                             engine_limits=SearchLimits(nodes=1000), out_dir="results/tournament", workers=2)
     print(result.ratings.table())   # also in results/tournament/ratings.txt, .json, .png
 

@@ -182,7 +182,7 @@ def _chess_card(config: dict[str, Any], tables: dict[str, str], games: int, held
     n_params = GPT(GPTConfig.from_dict(model)).num_params(non_embedding=False)
     took = f" in {training_minutes:.0f} minutes" if training_minutes else ""
     sections = "\n\n".join(f"On {name} (`gamegpt eval legality --model chessgpt "
-                            f"{'--pgn ../shared/data/games/fischer.pgn' if 'fischer' in name else '--records HELD_OUT.jsonl'}"
+                            f"{'--pgn $GAMEGPT_DATA/games/fischer.pgn' if 'fischer' in name else '--records HELD_OUT.jsonl'}"
                             f" --temperature 1 --seed {seed}`):\n\n```\n{table}\n```" for name, table in tables.items())
     return f"""# chessgpt: the first shipped ChessGPT
 
