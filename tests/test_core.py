@@ -39,6 +39,7 @@ from gamegpt.core.train import (
     train,
 )
 from gamegpt.errors import CheckpointError, ConfigError, UserError
+from gamegpt.resources import shipped_models_dir
 
 REPO = Path(__file__).resolve().parents[1]
 BOS = 10
@@ -474,8 +475,10 @@ def test_train_config_loading(tmp_path: Path) -> None:
 
 
 def test_train_configs_of_the_shipped_models_still_read() -> None:
-    """Checkpoints keep their train config as the flat YAML keys; those of models/ must keep loading."""
-    for config_path in sorted((REPO / "models").glob("*/config.json")):
+    """Checkpoints keep their train config as the flat YAML keys; those of gamegpt/models/ must keep loading."""
+    config_paths = sorted(shipped_models_dir().glob("*/config.json"))
+    assert len(config_paths) >= 2, f"shipped models not found in {shipped_models_dir()}"
+    for config_path in config_paths:
         saved = json.loads(config_path.read_text())["meta"]["train_config"]
         assert TrainConfig.from_dict(saved).to_dict() == saved
 

@@ -16,8 +16,7 @@ from gamegpt.core.foreign import find_nanogpt_checkpoint, load_nanogpt_checkpoin
 from gamegpt.core.model import GPT, GPTConfig
 from gamegpt.errors import UserError
 from gamegpt.games.chess_codecs import PGN_VOCABULARY, PgnCharCodec
-
-REPO = Path(__file__).resolve().parents[1]
+from gamegpt.resources import shipped_models_dir
 
 
 class ShellPayload:
@@ -190,8 +189,8 @@ def test_ckpt_not_a_dict(tmp_path: Path) -> None:
 
 
 def test_find_nanogpt_checkpoint(tmp_path: Path) -> None:
-    assert find_nanogpt_checkpoint(REPO / "models" / "tictactoe") is None
-    assert find_nanogpt_checkpoint(REPO / "models" / "tictactoe" / "model.safetensors") is None
+    assert find_nanogpt_checkpoint(shipped_models_dir() / "tictactoe") is None
+    assert find_nanogpt_checkpoint(shipped_models_dir() / "tictactoe" / "model.safetensors") is None
     assert find_nanogpt_checkpoint(tmp_path / "nothing-here.pt") is None
 
     _, ckpt, meta_path = write_nanogpt(tmp_path / "run")

@@ -17,7 +17,7 @@ import gamegpt
 
 PACKAGE = Path(gamegpt.__file__).parent
 LAYERS = {
-    "__init__": 0, "errors": 0, "shared_data": 0, "atomic": 0,
+    "__init__": 0, "errors": 0, "shared_data": 0, "atomic": 0, "resources": 0,
     "games": 1,
     "core": 2, "players": 2,
     "engine": 3,

@@ -23,7 +23,6 @@ later move, which it never saw in training: expect more illegal samples there (`
 
 from __future__ import annotations
 
-import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Sequence
@@ -38,21 +37,26 @@ from gamegpt.errors import UserError
 from gamegpt.games import codec_from_spec
 from gamegpt.games.base import Codec, Game, InvalidMove, PrefixEncoder
 from gamegpt.players.base import Player
+from gamegpt.resources import find_model, install_dir, model_dirs, model_names
 
 
-MODELS_DIR = Path(os.environ.get("GAMEGPT_MODELS", Path(__file__).resolve().parents[2] / "models"))
+MODELS_DIR = install_dir()
+"""Where a recipe's `--install` puts a model (`gamegpt.resources.install_dir`)."""
 
 
 def resolve_model_path(name_or_path: str) -> Path:
-    """A checkpoint path (ours, or a nanoGPT `ckpt.pt` or its folder), or the name of a shipped model
-    under `models/` (e.g. "tictactoe")."""
+    """The one place a model is found: a checkpoint path (ours, or a nanoGPT `ckpt.pt` or its folder), or
+    the name of a model in `$GAMEGPT_MODELS` or shipped in the package's `gamegpt/models/` (e.g.
+    "tictactoe", also written "models/tictactoe"; `gamegpt.resources.find_model`)."""
     path = Path(name_or_path).expanduser()
     if path.exists():
         return path
-    shipped = MODELS_DIR / name_or_path
-    if shipped.exists():
-        return shipped
-    raise UserError(f"model not found: {name_or_path} (neither a path nor a shipped model in {MODELS_DIR})")
+    named = find_model(name_or_path)
+    if named is not None:
+        return named
+    names = ", ".join(model_names()) or "none"
+    raise UserError(f"model not found: {name_or_path} (neither a path nor a model name; names: {names}, "
+                    f"looked up in {', '.join(str(d) for d in model_dirs())})")
 
 
 @lru_cache(maxsize=8)

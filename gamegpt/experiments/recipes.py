@@ -37,7 +37,7 @@ def tictactoe_default(out_dir: str | Path, *, games_per_matchup: int = 5000, eva
                       seed: int = 0, install_to: str | Path | None = None, progress: bool = True,
                       train_overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Make the default tic-tac-toe model in `out_dir` (resumable step by step); optionally copy it,
-    with its card, to `install_to` (e.g. models/tictactoe). Returns the evaluation summary."""
+    with its card, to `install_to` (e.g. gamegpt/models/tictactoe). Returns the evaluation summary."""
     out = Path(out_dir)
     run_dir = out / "run"
     cfg = TrainConfig.from_dict({**TICTACTOE_TRAIN, **(train_overrides or {}), "data_dir": str(out / "data"),
@@ -64,7 +64,7 @@ def tictactoe_default(out_dir: str | Path, *, games_per_matchup: int = 5000, eva
 
 
 def _install(model_dir: Path, install_to: str | Path | None) -> None:
-    """Replace `install_to` (e.g. models/chessgpt) with a copy of `model_dir`; nothing for None."""
+    """Replace `install_to` (e.g. gamegpt/models/chessgpt) with a copy of `model_dir`; nothing for None."""
     if install_to is None:
         return
     target = Path(install_to)
@@ -135,7 +135,7 @@ def chess_default(out_dir: str | Path, *, games: int = 8000, held_out_games: int
     """Make the first ChessGPT in `out_dir` (resumable step by step): Karvonen-style Stockfish self-play
     (full-strength White against a Black of random Skill Level 0-9), character-PGN shards, training, export,
     and legal-move rates on held-out self-play games and on real games (`fischer_pgn`); the model card is
-    written from those measurements. Optionally copied to `install_to` (e.g. models/chessgpt)."""
+    written from those measurements. Optionally copied to `install_to` (e.g. gamegpt/models/chessgpt)."""
     from gamegpt.eval.legality import format_legality_table, legal_move_rate, plot_legality
     from gamegpt.arena.records import read_records
     from gamegpt.arena.pgn_import import import_pgn
