@@ -157,14 +157,16 @@ def _human(game: str, options: dict[str, str]) -> Player:
 
 def _model(game: str, options: dict[str, str]) -> Player:
     """path (default: the shipped model of the game), device, and the decoding settings policy,
-    temperature, top_k (`gamegpt.engine.settings`; the same defaults as the UCI engine and the bot)."""
+    temperature, top_k, avoid_repetition (`gamegpt.engine.settings`; the same defaults as the UCI engine
+    and the bot)."""
     from gamegpt.engine.model_player import load_model_player
     from gamegpt.engine.settings import DecodingSettings
 
     path = options.pop("path", game)
     device = options.pop("device", "cpu")
-    decoding = {key: options.pop(key) for key in ("policy", "temperature", "top_k") if key in options}
-    _no_more(options, "model", "path, device, policy, temperature, top_k")
+    decoding = {key: options.pop(key) for key in ("policy", "temperature", "top_k", "avoid_repetition")
+                if key in options}
+    _no_more(options, "model", "path, device, policy, temperature, top_k, avoid_repetition")
     try:
         settings = DecodingSettings.from_mapping(decoding)
     except ConfigError as exc:

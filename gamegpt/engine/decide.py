@@ -20,6 +20,9 @@ from gamegpt.games.chess import ChessGame
 if TYPE_CHECKING:
     from gamegpt.engine.model_player import ModelPlayer
 
+PIECE_VALUES = {chess.PAWN: 1, chess.KNIGHT: 3, chess.BISHOP: 3, chess.ROOK: 5, chess.QUEEN: 9, chess.KING: 0}
+"""Material in pawns, for `material_balance`."""
+
 MOVES_TO_GO = 30
 """Moves assumed left in the game when the clock does not say (`movestogo`)."""
 
@@ -34,6 +37,37 @@ def clock_budget(remaining: float, increment: float, overhead: float, moves_to_g
     """Seconds a move may take: `remaining / moves_to_go + 3/4 increment`, at most half the clock, less the
     overhead kept for lag (may be negative: the caller sets its floor)."""
     return min(remaining / (moves_to_go or MOVES_TO_GO) + 0.75 * increment, remaining / 2) - overhead
+
+
+def material_balance(board: chess.Board) -> int:
+    """The side to move's material less its opponent's, in pawns (P 1, N 3, B 3, R 5, Q 9)."""
+    balance = 0
+    for piece_type, value in PIECE_VALUES.items():
+        balance += value * (len(board.pieces(piece_type, board.turn)) - len(board.pieces(piece_type, not board.turn)))
+    return balance
+
+
+def moves_avoiding_repetition(game: object) -> list[chess.Move] | None:
+    """The legal moves that do not repeat an earlier position, when the side to move has more material;
+    None when nothing needs steering (not chess, not ahead, no legal move repeats, or every move does).
+
+    A repeated position is one step from a threefold-repetition draw, which a model that is winning
+    material but cannot yet mate walks into over and over (greedy decoding repeats itself)."""
+    if not isinstance(game, ChessGame):
+        return None
+    board = game.board
+    if material_balance(board) <= 0:
+        return None
+    fresh = []
+    legal = list(board.legal_moves)
+    for move in legal:
+        board.push(move)
+        try:
+            if not board.is_repetition(2):
+                fresh.append(move)
+        finally:
+            board.pop()
+    return fresh if fresh and len(fresh) < len(legal) else None
 
 
 def random_move(seed: int, moves: Sequence[chess.Move]) -> chess.Move:

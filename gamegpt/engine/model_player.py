@@ -32,6 +32,7 @@ import torch
 from gamegpt.core.checkpoint import load_model
 from gamegpt.core.foreign import find_nanogpt_checkpoint, load_nanogpt_checkpoint
 from gamegpt.core.model import GPT
+from gamegpt.engine.decide import moves_avoiding_repetition
 from gamegpt.engine.settings import RETRY_TEMPERATURES, DecodingSettings
 from gamegpt.errors import UserError
 from gamegpt.games import codec_from_spec
@@ -179,7 +180,13 @@ class ModelPlayer(Player):
         return self._context_tokens
 
     def choose(self, game: Game[Any], among: Sequence[Any] | None = None) -> Any:
-        """The move by the player's policy; with `among` (some legal moves), masked decoding over those."""
+        """The move by the player's policy; with `among` (some legal moves), masked decoding over those.
+        With `avoid_repetition` set and the model ahead in material, moves that repeat a position are left
+        out of `among` (`gamegpt.engine.decide.moves_avoiding_repetition`)."""
+        if self.settings.avoid_repetition:
+            fresh = moves_avoiding_repetition(game)
+            if fresh is not None:
+                among = fresh if among is None else [move for move in among if move in fresh] or among
         if self.policy == "mask" or among is not None:
             return self.choose_masked(game, among)
         context = self.context(game)

@@ -35,6 +35,9 @@ class DecodingSettings:
     transcendence studies call low temperature. `top_k` 0 keeps every token. `seed` seeds the sampling
     (front ends mix in the position, so a replayed game repeats). `threads` are torch's CPU threads.
     `move_overhead_ms` is kept back from every move's share of the clock for lag (GUI, network).
+    `avoid_repetition` (chess, off by default) steers away from repeating a position while the model has
+    more material than its opponent (see `gamegpt.engine.decide.moves_avoiding_repetition`): a decoding aid
+    like an engine's contempt, so figures measured with it are not the model's own.
     Raises `ConfigError` naming the setting when a value is out of range.
     """
 
@@ -45,6 +48,7 @@ class DecodingSettings:
     seed: int = 0
     threads: int = 1
     move_overhead_ms: int = 100
+    avoid_repetition: bool = False
 
     def __post_init__(self) -> None:
         check_setting("policy", self.policy)
@@ -54,6 +58,7 @@ class DecodingSettings:
         check_setting("seed", self.seed)
         check_setting("threads", self.threads)
         check_setting("move_overhead_ms", self.move_overhead_ms)
+        check_setting("avoid_repetition", self.avoid_repetition)
 
     def replace(self, **changes: Any) -> "DecodingSettings":
         """A copy with `changes`, checked."""
@@ -73,12 +78,18 @@ class DecodingSettings:
 
 
 _KINDS: dict[str, type] = {"policy": str, "temperature": float, "top_k": int, "fallback": str, "seed": int,
-                           "threads": int, "move_overhead_ms": int}
+                           "threads": int, "move_overhead_ms": int, "avoid_repetition": bool}
+_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
 
 
 def convert_setting(name: str, value: Any, *, where: str = "") -> Any:
     """`value` (text or a number) as the type of setting `name`; ConfigError when it does not convert."""
     kind = _KINDS[name]
+    if kind is bool:
+        text = str(value).strip().lower()
+        if isinstance(value, bool) or text in _TRUE + _FALSE:
+            return value if isinstance(value, bool) else text in _TRUE
+        raise ConfigError(f"{where}{name} must be true or false, got {value!r}")
     if isinstance(value, bool) or (kind is str and not isinstance(value, str)):
         raise ConfigError(f"{where}{name} must be a {kind.__name__}, got {value!r}")
     try:
@@ -103,6 +114,8 @@ def check_setting(name: str, value: Any, *, where: str = "") -> None:
         raise ConfigError(f"{label} must be a number >= 0, got {value!r}")
     if name in ("top_k", "seed", "move_overhead_ms") and not (isinstance(value, int) and value >= 0):
         raise ConfigError(f"{label} must be a whole number >= 0, got {value!r}")
+    if name == "avoid_repetition" and not isinstance(value, bool):
+        raise ConfigError(f"{label} must be true or false, got {value!r}")
     if name == "threads" and not (isinstance(value, int) and value >= 1):
         raise ConfigError(f"{label} must be a whole number >= 1, got {value!r}")
 

@@ -15,7 +15,8 @@ What the engine promises a GUI:
     after the move (mate 1 when the move mates), not a search result; it is never a constant `cp 0`.
   * a move the model cannot make legally (policies `raw`/`retry`), a model that fails to load, or a clock
     that runs out before the model answers: a legal move anyway (`Fallback`: masked decoding or a random
-    legal move; random when out of time), with an `info string` saying why.
+    legal move; random when out of time), with an `info string` saying why (a model that fails to load is
+    also reported once on stderr).
   * bad input (unknown commands, broken FEN, illegal moves in `position`, bad option values) gets an
     `info string` and changes nothing else; a broken FEN resets to the start position.
   * the move depends only on the options and the position (game history included): the sampling
@@ -37,7 +38,7 @@ import chess
 from gamegpt import __version__
 from gamegpt.engine.decide import clock_budget, model_move, position_seed, random_move
 from gamegpt.engine.evaluation import score_after
-from gamegpt.engine.settings import DEFAULTS, FALLBACKS, POLICIES, DecodingSettings
+from gamegpt.engine.settings import DEFAULTS, FALLBACKS, POLICIES, DecodingSettings, convert_setting
 from gamegpt.errors import ConfigError
 from gamegpt.games.chess import ChessGame
 from gamegpt.players.limits import SearchLimits
@@ -82,6 +83,7 @@ UCI_OPTIONS = (
     ("Seed", f"type spin default {DEFAULTS.seed} min 0 max 2147483647", "seed", int),
     ("Threads", f"type spin default {DEFAULTS.threads} min 1 max {max(1, os.cpu_count() or 1)}", "threads", int),
     ("Move Overhead", f"type spin default {DEFAULTS.move_overhead_ms} min 0 max 5000", "move_overhead_ms", int),
+    ("AvoidRepetition", "type check default false", "avoid_repetition", lambda v: convert_setting("avoid_repetition", v)),
     ("Ponder", "type check default false", "ponder", lambda v: v.lower() == "true"),
 )
 
@@ -269,7 +271,7 @@ class UciServer:
         if attribute in ENGINE_OPTIONS:
             setattr(self.options, attribute, parsed)
         self.options.decoding = decoding
-        if attribute in ("model", "policy", "temperature", "top_k"):
+        if attribute in ("model", "policy", "temperature", "top_k", "avoid_repetition"):
             self._player, self._load_error = None, None
         if attribute == "threads" and self._player is not None:
             import torch
@@ -348,6 +350,9 @@ class UciServer:
             except Exception as exc:  # UserError for bad paths/files; anything else is reported the same way
                 self._load_error = f"cannot load model {o.model!r}: {exc}"
                 self.info_string(self._load_error + "; playing random legal moves")
+                # GUIs often hide info strings: say it where the person who started the engine looks too
+                print(f"gamegpt uci: {self._load_error}; playing random legal moves", file=sys.stderr,
+                      flush=True)
         return self._player
 
     def decide(self, game: ChessGame, searchmoves: Sequence[str]) -> tuple[chess.Move | None, list[str], int]:

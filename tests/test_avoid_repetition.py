@@ -1,0 +1,69 @@
+"""The repetition-avoidance decoding option: steers a model that is ahead in material away from
+repeating positions, and changes nothing while it is not ahead or when off."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import chess
+import pytest
+
+from gamegpt.arena.specs import make_player
+from gamegpt.engine.decide import material_balance, moves_avoiding_repetition
+from gamegpt.engine.model_player import ModelPlayer, load_model_player
+from gamegpt.engine.settings import DecodingSettings
+from gamegpt.errors import ConfigError
+from gamegpt.games.chess import ChessGame
+
+# White wins a pawn (2.exd5 Qxd5? no: 2...Nf6), then both knights shuffle out and back.
+AHEAD_SHUFFLE = "e2e4 d7d5 e4d5 g8f6 g1f3 f6g8 f3g1 g8f6"
+REPEATING = chess.Move.from_uci("g1f3")  # back to the position after 3.Nf3
+FRESH = chess.Move.from_uci("a2a3")
+
+
+def game_after(moves: str) -> ChessGame:
+    game = ChessGame()
+    for uci in moves.split():
+        game.push(chess.Move.from_uci(uci))
+    return game
+
+
+def test_material_balance_is_from_the_side_to_move() -> None:
+    board = game_after("e2e4 d7d5 e4d5").board  # Black to move, a pawn down
+    assert material_balance(board) == -1
+    board.push_uci("d8d5")
+    assert material_balance(board) == 0
+
+
+def test_only_the_side_that_is_ahead_is_steered() -> None:
+    ahead = game_after(AHEAD_SHUFFLE)
+    fresh = moves_avoiding_repetition(ahead)
+    assert fresh is not None and REPEATING not in fresh and FRESH in fresh
+    assert len(fresh) == ahead.board.legal_moves.count() - 1  # only the one repeating move is left out
+    level = game_after("g1f3 g8f6 f3g1 f6g8")  # the same shuffle, material level
+    assert moves_avoiding_repetition(level) is None
+    behind = game_after("e2e4 d7d5 e4d5 g8f6 g1f3 f6g8 f3g1")  # Black, a pawn down, may repeat
+    assert moves_avoiding_repetition(behind) is None
+
+
+def test_the_model_never_repeats_when_ahead_and_does_without_the_option(untrained_chess_model: Path) -> None:
+    game = game_after(AHEAD_SHUFFLE)
+    settings = DecodingSettings(temperature=50.0)  # near-uniform: both moves are drawn without the option
+    plain = load_model_player(str(untrained_chess_model), "chess", settings=settings)
+    steered = load_model_player(str(untrained_chess_model), "chess", settings=settings.replace(avoid_repetition=True))
+    picks: dict[str, set[chess.Move]] = {"plain": set(), "steered": set()}
+    for seed in range(30):
+        for name, player in (("plain", plain), ("steered", steered)):
+            player.reset(seed)
+            picks[name].add(player.choose(game, among=[REPEATING, FRESH]))
+    assert picks["plain"] == {REPEATING, FRESH}
+    assert picks["steered"] == {FRESH}
+
+
+def test_the_option_reads_as_text_in_the_spec_and_is_checked(untrained_chess_model: Path) -> None:
+    player = make_player(f"model:path={untrained_chess_model},avoid_repetition=true", "chess")
+    assert isinstance(player, ModelPlayer) and player.settings.avoid_repetition is True
+    with pytest.raises(ConfigError, match="avoid_repetition must be true or false"):
+        DecodingSettings.from_mapping({"avoid_repetition": "maybe"})
+    with pytest.raises(ConfigError, match="avoid_repetition must be true or false"):
+        DecodingSettings(avoid_repetition=1)  # type: ignore[arg-type]
