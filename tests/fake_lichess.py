@@ -73,6 +73,11 @@ class Faults:
     stall_seconds: float = 1.5
     max_each: int = 1000
     seed: int = 0
+    rate_limited: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    """Scripted 429s: a path pattern (regex, matched in full) -> which of its requests (1 = the first)
+    are answered 429, whatever the probabilities say."""
+    retry_after: dict[str, str] = field(default_factory=dict)
+    """A path pattern -> the `Retry-After` header of the 429s its requests get (none if absent)."""
 
 
 @dataclass
@@ -155,6 +160,7 @@ class FakeLichess:
         self.rng = random.Random(seed)
         self.fault_rng = random.Random(self.faults.seed)
         self.fault_counts: dict[str, int] = {k: 0 for k in ("429", "500", "slow", "drop", "stall")}
+        self.pattern_counts: dict[str, int] = {}
         self.games: dict[str, FakeGame] = {}
         self.challenges: dict[str, dict[str, Any]] = {}
         self.challenge_scripts: dict[str, Script] = {}
@@ -419,9 +425,11 @@ class FakeLichess:
                     self.auth_failures += 1
                 handler.reply(401, {"error": "No such token"}, status_box)
                 return
-            fault = self._request_fault(path)
+            fault = self._scripted_fault(path) or self._request_fault(path)
             if fault == "429":
-                handler.reply(429, {"error": "Too many requests. Try again later."}, status_box)
+                headers = {"Retry-After": value for pattern, value in self.faults.retry_after.items()
+                           if re.fullmatch(pattern, path)}
+                handler.reply(429, {"error": "Too many requests. Try again later."}, status_box, headers)
                 return
             if fault == "500":
                 handler.reply(self.fault_rng.choice([500, 502, 503]), {"error": "Internal server error"}, status_box)
@@ -436,6 +444,16 @@ class FakeLichess:
             with self.lock:
                 self.requests.append((time.monotonic(), method, path, status_box[0]))
                 self.changed.notify_all()
+
+    def _scripted_fault(self, path: str) -> str | None:
+        with self.lock:
+            for pattern, which in self.faults.rate_limited.items():
+                if re.fullmatch(pattern, path):
+                    self.pattern_counts[pattern] = count = self.pattern_counts.get(pattern, 0) + 1
+                    if count in which:
+                        self.fault_counts["429"] += 1
+                        return "429"
+        return None
 
     def _request_fault(self, path: str) -> str | None:
         f = self.faults
@@ -747,10 +765,13 @@ class _Handler(BaseHTTPRequestHandler):
             return data if isinstance(data, dict) else {}
         return {k: v[0] for k, v in parse_qs(raw.decode()).items()}
 
-    def reply(self, status: int, payload: dict[str, Any], box: list[int]) -> None:
+    def reply(self, status: int, payload: dict[str, Any], box: list[int],
+              headers: dict[str, str] | None = None) -> None:
         box[0] = status
         data = json.dumps(payload).encode()
         self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()

@@ -29,13 +29,19 @@ PLAYABLE_VARIANTS = ("standard", "fromPosition")
 rules; a model without start-position encoding plays those off its training distribution)."""
 MODES = ("casual", "rated")
 DRAW_POLICIES = ("decline", "accept", "accept_when_behind")
+BOOK_SELECTIONS = ("weighted", "best")
+LICHESS_BOT_GAMES_PER_DAY = 100
+"""Lichess lets a bot play this many games a day against other bots (games against humans are unlimited)."""
+HOWTO = ("I am a small GPT that learned chess by reading games. Run your own with the gamegpt package: "
+         "gamegpt bot lichess --config my-bot.yaml")
 
 
 @dataclass
 class EngineSettings:
     """How the model plays: which model, its decoding (the keys and defaults of
     `gamegpt.engine.settings.DecodingSettings`; an illegal `raw`/`retry` sample falls back to masked
-    decoding), and how it spends the clock."""
+    decoding), how it spends the clock, and an optional Polyglot opening book (`book`: a .bin path, empty
+    for none) consulted for the first `book_depth` plies, its moves picked by weight or the best one."""
 
     model: str = "chessgpt"
     policy: str = DEFAULTS.policy
@@ -46,6 +52,9 @@ class EngineSettings:
     move_overhead_ms: int = DEFAULTS.move_overhead_ms
     first_move_seconds: float = 5.0
     correspondence_move_seconds: float = 20.0
+    book: str = ""
+    book_depth: int = 20
+    book_selection: str = "weighted"
 
     @property
     def decoding(self) -> DecodingSettings:
@@ -72,6 +81,7 @@ class ChallengeRules:
     accept_humans: bool = True
     max_games: int = 2
     blocked: list[str] = field(default_factory=list)
+    max_correspondence_games: int = 10
 
 
 @dataclass
@@ -87,13 +97,75 @@ class GameSettings:
     abort_after_seconds: float = 30.0
     claim_victory: bool = True
     pgn_dir: str = "lichess-games"
+    chat_commands: bool = True
+    howto: str = HOWTO
+
+
+@dataclass
+class ResignRules:
+    """Resigning, off by default: when the evaluation from the bot's side (the static evaluation,
+    `engine.evaluation.static_evaluation`: the model has no value head) is at most `score` centipawns at
+    `moves` of the bot's turns in a row."""
+
+    enabled: bool = False
+    score: int = -1000
+    moves: int = 3
+
+
+@dataclass
+class DrawRules:
+    """Offering and accepting draws, off by default: in a dead-drawn position (no pawns, at most one bishop
+    or knight a side) when `dead_draws`, or when the absolute evaluation has been at most `score` for
+    `moves` of the bot's turns in a row with at most `max_pieces` pieces on the board. An offer is repeated
+    at most every `moves` turns; the opponent's offer is accepted in such a position whatever
+    `games.draw_offers` says."""
+
+    enabled: bool = False
+    dead_draws: bool = True
+    score: int = 30
+    moves: int = 10
+    max_pieces: int = 10
+
+
+@dataclass
+class MatchmakingSettings:
+    """Challenging other bots when idle, off by default: after `idle_seconds` without a game, a random online
+    bot rated `rating_min`..`rating_max` in the time control's speed gets a `base_seconds`+`increment_seconds`
+    challenge (cancelled after `challenge_timeout_seconds` unanswered). A bot that declines is left alone
+    for `decline_backoff_seconds`, doubled at each further decline. Games against bots (challenged or
+    accepted) are counted per UTC day in `count_file` (default `<pgn_dir>/bot-games-per-day.json`); at
+    `bot_games_per_day` no bot is challenged and bots' challenges are declined with `later`."""
+
+    enabled: bool = False
+    idle_seconds: float = 60.0
+    rating_min: int = 0
+    rating_max: int = 4000
+    base_seconds: int = 180
+    increment_seconds: int = 2
+    rated: bool = False
+    challenge_timeout_seconds: float = 30.0
+    decline_backoff_seconds: float = 600.0
+    bot_games_per_day: int = LICHESS_BOT_GAMES_PER_DAY
+    count_file: str = ""
+
+
+@dataclass
+class CorrespondenceSettings:
+    """Correspondence games hold no thread while the opponent thinks: a game's thread ends
+    `disconnect_seconds` after the bot's move and wakes when Lichess announces the game again, or when
+    the check every `checkin_seconds` finds it is the bot's move."""
+
+    checkin_seconds: float = 60.0
+    disconnect_seconds: float = 10.0
 
 
 @dataclass
 class NetworkSettings:
     """Timeouts, retries and backoff. Stream reads time out after `stream_read_timeout_seconds` of silence
-    (Lichess sends a keep-alive line every few seconds); a 429 pauses every request for
-    `rate_limit_seconds` (Lichess asks for a full minute)."""
+    (Lichess sends a keep-alive line every few seconds); a 429 pauses the endpoint that got it (only that
+    one) for the answer's `Retry-After` seconds, else `rate_limit_seconds` (Lichess asks for a full minute).
+    Accepts, declines and chat lines are sent from a queue of their own, so they never hold up a game; one
+    not sent within `accept_within_seconds` / `decline_within_seconds` / `chat_within_seconds` is dropped."""
 
     connect_timeout_seconds: float = 5.0
     read_timeout_seconds: float = 10.0
@@ -103,6 +175,9 @@ class NetworkSettings:
     max_retries: int = 6
     max_reconnects: int = 12
     rate_limit_seconds: float = 60.0
+    accept_within_seconds: float = 90.0
+    decline_within_seconds: float = 20.0
+    chat_within_seconds: float = 30.0
 
 
 @dataclass
@@ -114,7 +189,16 @@ class BotConfig:
     engine: EngineSettings = field(default_factory=EngineSettings)
     challenge: ChallengeRules = field(default_factory=ChallengeRules)
     games: GameSettings = field(default_factory=GameSettings)
+    resign: ResignRules = field(default_factory=ResignRules)
+    draw: DrawRules = field(default_factory=DrawRules)
+    matchmaking: MatchmakingSettings = field(default_factory=MatchmakingSettings)
+    correspondence: CorrespondenceSettings = field(default_factory=CorrespondenceSettings)
     network: NetworkSettings = field(default_factory=NetworkSettings)
+
+    @property
+    def count_file(self) -> Path:
+        """Where the games against bots are counted per day."""
+        return Path(self.matchmaking.count_file or Path(self.games.pgn_dir) / "bot-games-per-day.json")
 
     def validate(self) -> "BotConfig":
         """Check ranges and choices; raise ConfigError (one line) on the first bad value. Returns self."""
@@ -124,6 +208,10 @@ class BotConfig:
         e.decoding  # noqa: B018 - builds (and so checks) the decoding settings
         _positive("engine.first_move_seconds", e.first_move_seconds)
         _positive("engine.correspondence_move_seconds", e.correspondence_move_seconds)
+        _at_least("engine.book_depth", e.book_depth, 0)
+        _choice("engine.book_selection", e.book_selection, BOOK_SELECTIONS)
+        if e.book and not Path(e.book).is_file():
+            raise ConfigError(f"engine.book: no such file: {e.book}")
         for variant in c.variants:
             if variant not in PLAYABLE_VARIANTS:
                 raise ConfigError(f"challenge.variants: the model cannot play {variant!r}; "
@@ -138,10 +226,31 @@ class BotConfig:
             if getattr(c, high) < getattr(c, low):
                 raise ConfigError(f"challenge.{high} ({getattr(c, high)}) is below challenge.{low} ({getattr(c, low)})")
         _at_least("challenge.max_games", c.max_games, 1)
+        _at_least("challenge.max_correspondence_games", c.max_correspondence_games, 0)
         _choice("games.draw_offers", g.draw_offers, DRAW_POLICIES)
         _at_least("games.max_takebacks", g.max_takebacks, 0)
         _positive("games.abort_after_seconds", g.abort_after_seconds)
-        for name in ("greeting", "goodbye", "spectator_greeting"):
+        _at_least("resign.moves", self.resign.moves, 1)
+        _at_least("draw.moves", self.draw.moves, 1)
+        _at_least("draw.score", self.draw.score, 0)
+        _at_least("draw.max_pieces", self.draw.max_pieces, 2)
+        m = self.matchmaking
+        for name in ("idle_seconds", "challenge_timeout_seconds", "decline_backoff_seconds"):
+            _positive(f"matchmaking.{name}", getattr(m, name))
+        _at_least("matchmaking.rating_min", m.rating_min, 0)
+        if m.rating_max < m.rating_min:
+            raise ConfigError(f"matchmaking.rating_max ({m.rating_max}) is below matchmaking.rating_min ({m.rating_min})")
+        _at_least("matchmaking.base_seconds", m.base_seconds, 0)
+        _at_least("matchmaking.increment_seconds", m.increment_seconds, 0)
+        if m.base_seconds + m.increment_seconds == 0:
+            raise ConfigError("matchmaking.base_seconds and matchmaking.increment_seconds are both 0")
+        _at_least("matchmaking.bot_games_per_day", m.bot_games_per_day, 0)
+        if m.bot_games_per_day > LICHESS_BOT_GAMES_PER_DAY:
+            raise ConfigError(f"matchmaking.bot_games_per_day must be at most Lichess's limit "
+                              f"{LICHESS_BOT_GAMES_PER_DAY}, got {m.bot_games_per_day}")
+        _positive("correspondence.checkin_seconds", self.correspondence.checkin_seconds)
+        _positive("correspondence.disconnect_seconds", self.correspondence.disconnect_seconds)
+        for name in ("greeting", "goodbye", "spectator_greeting", "howto"):
             _check_template(f"games.{name}", getattr(g, name))
         for f in dataclasses.fields(n):
             value = getattr(n, f.name)

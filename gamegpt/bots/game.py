@@ -26,6 +26,7 @@ import chess
 from gamegpt.bots.api import BotStopped, LichessApi, describe, status_of
 from gamegpt.bots.config import PLAYABLE_VARIANTS, BotConfig
 from gamegpt.bots.moves import GameMoveChooser, move_budget
+from gamegpt.bots.outbox import OutgoingCall, Outbox
 from gamegpt.bots.pgn import game_pgn, result_of, save_pgn
 from gamegpt.engine.evaluation import static_evaluation
 from gamegpt.games.chess import ChessGame
@@ -41,7 +42,8 @@ class Resync(Exception):
 
 @dataclass
 class BotContext:
-    """What every game thread shares: the API, the config, who the bot is, its move choosers, the stop event."""
+    """What every game thread shares: the API, the config, who the bot is, its move choosers, the stop event,
+    the outbox its chat lines go through."""
 
     api: LichessApi
     config: BotConfig
@@ -49,6 +51,7 @@ class BotContext:
     account_name: str
     move_choosers: Callable[[str], GameMoveChooser]
     stop: threading.Event
+    outbox: Outbox
 
 
 @dataclass
@@ -306,16 +309,19 @@ class GameWorker:
                 LOG.warning("game %s: aborting failed (%s)", self.game_id, describe(exc))
 
     # ------------------------------------------------------------------ chat and the end
-    def _say(self, template: str, spectator: bool = False) -> None:
+    def _say(self, template: str, spectator: bool = False) -> OutgoingCall | None:
+        """Queue a chat line (from a template with {me} and {opponent}) in the outbox: chat never holds up
+        a move, and a line that cannot be sent in time is dropped (chat is a courtesy)."""
         if not template:
-            return
+            return None
         text = template.format(me=self.ctx.account_name, opponent=self.opponent.get("name") or "opponent")
-        try:
-            self.ctx.api.chat(self.game_id, text[:140], spectator=spectator)
-        except BotStopped:
-            raise
-        except Exception as exc:  # chat is a courtesy: never worth a game
-            LOG.warning("game %s: chat failed (%s)", self.game_id, describe(exc))
+        return self._chat(text, spectator)
+
+    def _chat(self, text: str, spectator: bool = False) -> OutgoingCall:
+        api, game_id = self.ctx.api, self.game_id
+        return self.ctx.outbox.submit(f"chat in game {game_id}", "chat",
+                                      lambda: api.chat(game_id, text[:140], spectator=spectator, retries=0),
+                                      self.ctx.config.network.chat_within_seconds)
 
     def _greet(self) -> None:
         self._say(self.ctx.config.games.greeting)
@@ -324,7 +330,9 @@ class GameWorker:
     def _finish(self, status: str, winner: Any) -> None:
         winner = str(winner) if winner else None
         if self._saw_running:
-            self._say(self.ctx.config.games.goodbye)
+            goodbye = self._say(self.ctx.config.games.goodbye)
+            if goodbye is not None:  # the game is over: its thread may wait a little for the line to go out
+                goodbye.done.wait(self.ctx.config.network.read_timeout_seconds)
         path: Path | None = None
         try:
             text = game_pgn(self.full or {"id": self.game_id}, self.moves, status, winner, self.ctx.api.site)

@@ -1,9 +1,11 @@
 """`gamegpt bot lichess`: ChessGPT as a Lichess bot, on berserk.
 
 Threads: the caller's thread runs `LichessBot.run`, which reads the account's event stream (challenges,
-game starts and ends) and answers challenges; each game is played by a `GameWorker` in its own thread
-from its own game stream; a game's model decoding runs in a short-lived worker thread so the clock is
-never overrun. A failure in one game ends only that game's thread.
+game starts and ends) and decides on challenges; the answers (accept, decline) and every chat line go
+through the `outbox.Outbox` thread, so a 429 on one of them never holds up the event stream or a move;
+each game is played by a `GameWorker` in its own thread from its own game stream; a game's model decoding
+runs in a short-lived worker thread so the clock is never overrun. A failure in one game ends only that
+game's thread.
 
 Staying up (see `api` for the network rules): the event stream is reopened with exponential backoff and
 jitter when it drops, stalls or fails (at most `max_reconnects` failures in a row); on reopening Lichess
@@ -26,12 +28,14 @@ from gamegpt.bots.challenges import decline_reason
 from gamegpt.bots.config import BotConfig
 from gamegpt.bots.moves import GameMoveChooser, model_move_choosers
 from gamegpt.bots.game import BotContext, GameResult, GameWorker
+from gamegpt.bots.outbox import Outbox
 from gamegpt.bots.redact import redacted_logging
 from gamegpt.errors import UserError
 
 LOG = logging.getLogger("gamegpt.bots.lichess")
 PENDING_SECONDS = 20.0
-"""How long an accepted challenge counts against `max_games` while its gameStart has not arrived."""
+"""How long an accepted challenge counts against `max_games` after its accept was sent while its gameStart
+has not arrived (an accept still waiting in the outbox counts until it is sent or dropped)."""
 
 
 class BotError(UserError):
@@ -55,9 +59,11 @@ class LichessBot:
         self.results: dict[str, GameResult] = {}
         self.account: dict[str, Any] = {}
         self._workers: dict[str, GameWorker] = {}
-        self._pending: dict[str, float] = {}
+        self._pending: dict[str, float | None] = {}
+        self._answering: set[str] = set()
         self._lock = threading.Lock()
         self.api: LichessApi | None = None
+        self.outbox: Outbox | None = None
         self.context: BotContext | None = None
 
     def __repr__(self) -> str:
@@ -73,6 +79,8 @@ class LichessBot:
             network = self.config.network
             self.api = LichessApi(self._token, self.config.url, network, self.stop_event,
                                   pool_size=self.config.challenge.max_games * 2 + 4)
+            self.outbox = Outbox(self.api, self.stop_event)
+            self.outbox.start()
             try:
                 self._connect()
                 self._event_loop()
@@ -83,6 +91,7 @@ class LichessBot:
                 deadline = time.monotonic() + network.stream_read_timeout_seconds + 2
                 for worker in self.workers():
                     worker.thread.join(timeout=max(0.0, deadline - time.monotonic()))
+                self.outbox.thread.join(timeout=max(0.0, deadline - time.monotonic()))
                 self.api.close()
                 LOG.info("bot stopped")
 
@@ -109,8 +118,9 @@ class LichessBot:
                         "Lichess refuses the bot endpoints otherwise", name)
         LOG.info("connected to %s as %s; finished games are saved as PGN under %s", self.config.url, name,
                  self.config.games.pgn_dir)
+        assert self.outbox is not None
         self.context = BotContext(self.api, self.config, str(self.account.get("id") or name).lower(), name,
-                                  self.move_choosers, self.stop_event)
+                                  self.move_choosers, self.stop_event, self.outbox)
         try:
             ongoing = self.api.ongoing_games()
         except BotStopped:
@@ -187,30 +197,57 @@ class LichessBot:
         if str(challenger.get("id", "")).lower() == self.context.account_id or challenge.get("direction") == "out":
             return  # our own challenge
         with self._lock:
-            if challenge_id in self._pending or challenge_id in self._workers:
-                return  # sent again after a reconnect, already answered
+            if challenge_id in self._pending or challenge_id in self._workers or challenge_id in self._answering:
+                return  # sent again after a reconnect, already answered (or its answer is on its way)
         reason = decline_reason(challenge, self.config.challenge, self.busy_games())
-        if reason is not None:
-            self.api.decline_challenge(challenge_id, reason)
-            LOG.info("declined challenge %s from %s (%s)", challenge_id, who, reason)
-            return
-        with self._lock:
-            self._pending[challenge_id] = time.monotonic()
-        try:
-            self.api.accept_challenge(challenge_id)
-        except BaseException:
+        self._answer(challenge_id, who, reason, challenge)
+
+    def _answer(self, challenge_id: str, who: str, reason: str | None, challenge: dict[str, Any]) -> None:
+        """Queue the accept or decline in the outbox; the event stream goes on at once."""
+        assert self.api is not None and self.outbox is not None
+        api, network = self.api, self.config.network
+
+        def done(_reason: str | None = None) -> None:
             with self._lock:
+                self._answering.discard(challenge_id)
+
+        with self._lock:
+            self._answering.add(challenge_id)
+        if reason is not None:
+            def declined() -> None:
+                done()
+                LOG.info("declined challenge %s from %s (%s)", challenge_id, who, reason)
+
+            self.outbox.submit(f"declining challenge {challenge_id}", "decline",
+                               lambda: api.decline_challenge(challenge_id, reason, retries=0),
+                               network.decline_within_seconds, on_sent=declined, on_dropped=done)
+            return
+
+        def accepted() -> None:
+            with self._lock:
+                self._answering.discard(challenge_id)
+                if challenge_id in self._pending:
+                    self._pending[challenge_id] = time.monotonic()  # counts PENDING_SECONDS from now
+            LOG.info("accepted challenge %s from %s (%s %s)", challenge_id, who,
+                     "rated" if challenge.get("rated") else "casual", challenge.get("speed"))
+
+        def dropped(_reason: str) -> None:
+            with self._lock:
+                self._answering.discard(challenge_id)
                 self._pending.pop(challenge_id, None)
-            raise
-        LOG.info("accepted challenge %s from %s (%s %s)", challenge_id, who,
-                 "rated" if challenge.get("rated") else "casual", challenge.get("speed"))
+
+        with self._lock:
+            self._pending[challenge_id] = None  # counts against max_games while the accept waits
+        self.outbox.submit(f"accepting challenge {challenge_id}", "accept",
+                           lambda: api.accept_challenge(challenge_id, retries=0),
+                           network.accept_within_seconds, on_sent=accepted, on_dropped=dropped)
 
     def busy_games(self) -> int:
         """Games being played plus accepted challenges whose game has not started yet."""
         now = time.monotonic()
         with self._lock:
             for challenge_id, since in list(self._pending.items()):
-                if now - since > PENDING_SECONDS:
+                if since is not None and now - since > PENDING_SECONDS:
                     del self._pending[challenge_id]
             running = {gid for gid, w in self._workers.items() if w.thread.is_alive() or not w.thread.ident}
             return len(running | set(self._pending))
