@@ -55,6 +55,9 @@ LONG_GAME_MOVE_NUMBERS = (10, 40, 80, 150, 190)
 
 def longest_game() -> list[chess.Move]:
     longest: list[chess.Move] = []
+    if not FISCHER.exists():
+        raise SystemExit(f"bench_engine needs the optional games/fischer.pgn (or twic-250k.pgn.gz): not found in "
+                         f"{shared_data_dir()}; set GAMEGPT_DATA to the data directory")
     with open(FISCHER, encoding="utf-8", errors="replace") as handle:
         while (game := chess.pgn.read_game(handle)) is not None:
             moves = list(game.mainline_moves())

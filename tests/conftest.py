@@ -46,11 +46,3 @@ def untrained_chess_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     model = GPT(GPTConfig(vocab_size=32, block_size=1024, n_layer=1, n_head=2, n_embd=32))
     return save_model(tmp_path_factory.mktemp("untrained") / "model", model, PgnCharCodec().spec(), {})
 
-
-def pytest_sessionstart(session: pytest.Session) -> None:
-    """The chess tests read real games, openings and puzzles: say once, clearly, when they are not there."""
-    from gamegpt.shared_data import shared_data_dir
-
-    if not (shared_data_dir() / "games" / "fischer.pgn").exists():
-        pytest.exit(f"shared data not found at {shared_data_dir()}: keep the checkout beside ../shared "
-                    "or set GAMEGPT_DATA to the data directory", returncode=2)

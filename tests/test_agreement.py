@@ -15,7 +15,7 @@ from gamegpt.arena.records import read_records
 from gamegpt.eval.agreement import label_positions, top1_agreement
 from gamegpt.players.base import RandomPlayer
 from gamegpt.players.stockfish import StockfishPlayer
-from gamegpt.shared_data import shared_data_dir
+from shared_files import shared
 
 NODES = 2000
 
@@ -23,7 +23,7 @@ NODES = 2000
 @pytest.fixture(scope="module")
 def held_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("agreement") / "fischer.jsonl"
-    import_pgn([shared_data_dir() / "games" / "fischer.pgn"], path, limit=20)
+    import_pgn([shared("games", "fischer.pgn")], path, limit=20)
     return path
 
 

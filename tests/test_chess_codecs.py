@@ -18,9 +18,8 @@ from gamegpt.games.base import Codec, PrefixEncoder
 from gamegpt.games.chess import ChessGame
 from gamegpt.games.chess_codecs import PGN_VOCABULARY, MoveTokenCodec, PgnCharCodec
 from gamegpt.games.tictactoe import TicTacToe
-from gamegpt.shared_data import shared_data_dir
-
-DATA = shared_data_dir()
+from gamegpt.resources import PUZZLE_SAMPLE, data_file
+from shared_files import shared
 KARVONEN_VOCABULARY = " #+-.0123456789;=BKNOQRabcdefghx"
 FIRST_FISCHER_GAME = (
     ";1.d4 Nf6 2.c4 g6 3.Nc3 Bg7 4.e4 d6 5.Nf3 O-O 6.Bd3 Bg4 7.O-O Nc6 8.Be3 Nd7 9.Be2 Bxf3 10.Bxf3 e5 "
@@ -33,7 +32,7 @@ FIRST_FISCHER_GAME = (
 def fischer() -> tuple[list[chess.pgn.Game], int]:
     """The standard-chess games of fischer.pgn that parse cleanly, and how many were skipped."""
     games, skipped = [], 0
-    with open(DATA / "games" / "fischer.pgn", encoding="utf-8", errors="replace") as handle:
+    with open(shared("games", "fischer.pgn"), encoding="utf-8", errors="replace") as handle:
         while (pgn := chess.pgn.read_game(handle)) is not None:
             if pgn.errors or pgn.headers.get("Variant", "Standard") != "Standard" or "FEN" in pgn.headers:
                 skipped += 1
@@ -45,7 +44,7 @@ def fischer() -> tuple[list[chess.pgn.Game], int]:
 @pytest.fixture(scope="module")
 def puzzles() -> list[tuple[str, list[chess.Move]]]:
     """(FEN, moves) of the first 150 Lichess puzzles."""
-    with open(DATA / "puzzles" / "lichess_puzzles_1000.csv", encoding="utf-8") as handle:
+    with open(data_file(*PUZZLE_SAMPLE), encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))[:150]
     return [(row["FEN"], [chess.Move.from_uci(uci) for uci in row["Moves"].split()]) for row in rows]
 

@@ -12,14 +12,12 @@ from gamegpt.games import new_game
 from gamegpt.games.base import IllegalMoveError
 from gamegpt.games.chess import ChessGame
 from gamegpt.players.base import RandomPlayer
-from gamegpt.shared_data import shared_data_dir
-
-DATA = shared_data_dir()
+from shared_files import shared
 
 
 def test_fischer_games_replay_through_the_protocol() -> None:
     games = 0
-    with open(DATA / "games" / "fischer.pgn", encoding="utf-8", errors="replace") as handle:
+    with open(shared("games", "fischer.pgn"), encoding="utf-8", errors="replace") as handle:
         while (pgn := chess.pgn.read_game(handle)) is not None:
             if pgn.errors or pgn.headers.get("Variant", "Standard") != "Standard":
                 continue

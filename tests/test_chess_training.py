@@ -18,15 +18,13 @@ from gamegpt.players.base import RandomPlayer
 from gamegpt.arena.records import read_records
 from gamegpt.selfplay.dataset import records_to_shards
 from gamegpt.arena.pgn_import import import_pgn
-from gamegpt.shared_data import shared_data_dir
-
-DATA = shared_data_dir()
+from shared_files import shared
 
 
 @pytest.fixture(scope="module")
 def fischer_records(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("fischer") / "fischer.jsonl"
-    import_pgn([DATA / "games" / "fischer.pgn"], path)
+    import_pgn([shared("games", "fischer.pgn")], path)
     return path
 
 

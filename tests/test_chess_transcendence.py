@@ -26,11 +26,11 @@ from gamegpt.eval.elo import EloFit, PlayerRating, fit_elo
 from gamegpt.eval.tournament import rate_records
 from gamegpt.players.uci import find_stockfish
 from gamegpt.arena.records import iter_records
-from gamegpt.shared_data import shared_data_dir
+from gamegpt.resources import OPENING_BOOK, data_file
 
 STOCKFISH = find_stockfish()  # setup.sh installs it; without it these tests fail with that one line
 
-BOOK = shared_data_dir() / "openings" / "2moves_v2.pgn"
+BOOK = data_file(*OPENING_BOOK)
 TINY_TRAINING = {"n_layer": 1, "n_head": 2, "n_embd": 32, "max_steps": 8, "batch_size": 4, "eval_interval": 8,
                  "eval_batches": 1, "checkpoint_interval": 4, "warmup_steps": 2}
 GENERATOR = "stockfish:skill=3,nodes=20,noise=0.3"

@@ -1,5 +1,6 @@
-"""PGN import on real files (fischer.pgn, python-chess's edge cases, a slice of TWIC): the serial import, the
-chunked parallel one (the same bytes), a killed import that resumes; and the legality evaluation."""
+"""PGN import on real files (fischer.pgn and a slice of TWIC when the optional data is there; our own edge
+cases in tests/data/pgn): the serial import, the chunked parallel one (the same bytes), a killed import that
+resumes; and the legality evaluation."""
 
 from __future__ import annotations
 
@@ -22,13 +23,10 @@ from gamegpt.arena.records import read_records
 from gamegpt.arena.pgn_import import ImportReport, _chunks, import_pgn, parts_dir_for
 from gamegpt.errors import UserError
 from gamegpt.selfplay.runner import run_selfplay
-from gamegpt.shared_data import shared_data_dir
+from shared_files import EDGE_CASES, shared
 from processes import children_of, wait_gone
 
-DATA = shared_data_dir()
-EDGE = DATA / "games" / "edge-cases"
-FISCHER = DATA / "games" / "fischer.pgn"
-TWIC = DATA / "games" / "twic-250k.pgn.gz"
+EDGE = EDGE_CASES  # written for these tests: tests/data/pgn/README.md
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
 
 
@@ -36,14 +34,14 @@ ENV = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
 def fischer_serial(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ImportReport]:
     """fischer.pgn imported the serial way (the reference), once for the module."""
     out = tmp_path_factory.mktemp("fischer") / "fischer.jsonl"
-    return out, import_pgn([FISCHER], out)
+    return out, import_pgn([shared("games", "fischer.pgn")], out)
 
 
 def test_fischer_games_import_exactly(fischer_serial: tuple[Path, ImportReport]) -> None:
     path, report = fischer_serial
     records = read_records(path)
     assert report.imported == len(records) == 827 and not report.skipped
-    with open(DATA / "games" / "fischer.pgn", encoding="utf-8-sig") as handle:
+    with open(shared("games", "fischer.pgn"), encoding="utf-8-sig") as handle:
         for record in records[:50]:
             game = chess.pgn.read_game(handle)
             assert record.moves == [m.uci() for m in game.mainline_moves()]
@@ -53,15 +51,24 @@ def test_fischer_games_import_exactly(fischer_serial: tuple[Path, ImportReport])
 
 def test_edge_cases_skip_variants_and_broken_games(tmp_path: Path) -> None:
     report = import_pgn(sorted(EDGE.glob("*.pgn")), tmp_path / "edge.jsonl")
-    assert report.imported == len(read_records(tmp_path / "edge.jsonl"))
-    assert report.skipped["variant: fischerandom"] == 4
-    assert report.skipped["variant: Crazyhouse"] == 2 and report.skipped["variant: Antichess"] == 2
-    assert report.skipped["broken: null move"] == 1 and report.skipped["no moves"] == 2
-    assert report.read == 22
+    records = read_records(tmp_path / "edge.jsonl")
+    assert report.imported == len(records) == 6
+    assert report.skipped["variant: Chess960"] == 2
+    assert report.skipped["variant: Crazyhouse"] == 1 and report.skipped["variant: Antichess"] == 1
+    assert report.skipped["broken: null move"] == 1 and report.skipped["no moves"] == 1
+    assert [k for k in report.skipped if k.startswith("broken: illegal san: 'Ke3'")]
+    assert report.read == 13
+    by_white = {record.players[0]["name"]: record for record in records}
+    opera = by_white["Morphy, Paul"]  # comments, NAGs and a variation around the main line
+    assert len(opera.moves) == 33 and opera.moves[-1] == "d1d8" and opera.termination == "checkmate"
+    assert by_white["Légal de Kermeur, François Antoine"].result == "1-0"  # after a byte-order mark
+    assert by_white["engine log"].moves == ["e2e4", "e7e5", "g1f3", "b8c6", "f1b5", "a7a6"]  # UCI notation
+    assert by_white["A"].moves == ["f2f3", "e7e5", "g2g4", "d8h4"] and by_white["C"].result == "1-0"  # CRLF
+    assert by_white["?"].start == "4k3/8/8/8/8/8/4P3/4K3 w - - 0 1"  # standard chess from a set-up position
 
 
 def test_broken_and_truncated_pgn_never_stop_the_import(tmp_path: Path) -> None:
-    good = (EDGE / "molinari-bordais-1979.pgn").read_text()
+    good = (EDGE / "opera-game-1858.pgn").read_text()
     broken = tmp_path / "broken.pgn"
     broken.write_text(good + "\n\n[Event \"bad\"]\n\n1. e4 e5 2. Ke3 Nf6 *\n\n" + good + "\n[Event \"cut\"]\n\n1. e4 e5 2. Nf")
     report = import_pgn([broken], tmp_path / "out.jsonl")
@@ -82,20 +89,20 @@ def test_broken_and_truncated_pgn_never_stop_the_import(tmp_path: Path) -> None:
 def test_chunked_import_writes_the_serial_bytes(workers: int, fischer_serial: tuple[Path, ImportReport],
                                                 tmp_path: Path) -> None:
     serial_path, serial_report = fischer_serial
-    report = import_pgn([FISCHER], tmp_path / "fischer.jsonl", workers=workers, chunk_games=60)
+    report = import_pgn([shared("games", "fischer.pgn")], tmp_path / "fischer.jsonl", workers=workers, chunk_games=60)
     assert (tmp_path / "fischer.jsonl").read_bytes() == serial_path.read_bytes() and report == serial_report
     assert not parts_dir_for(tmp_path / "fischer.jsonl").exists()  # joined, then removed
     edge = sorted(EDGE.glob("*.pgn"))
     serial = import_pgn(edge, tmp_path / "edge-serial.jsonl")
     assert import_pgn(edge, tmp_path / "edge.jsonl", workers=workers, chunk_games=1) == serial
     assert (tmp_path / "edge.jsonl").read_bytes() == (tmp_path / "edge-serial.jsonl").read_bytes()
-    limited = import_pgn(edge, tmp_path / "edge-15.jsonl", workers=workers, chunk_games=4, limit=15)
-    assert limited == import_pgn(edge, tmp_path / "edge-15-serial.jsonl", limit=15) and limited.read == 15
-    assert (tmp_path / "edge-15.jsonl").read_bytes() == (tmp_path / "edge-15-serial.jsonl").read_bytes()
+    limited = import_pgn(edge, tmp_path / "edge-9.jsonl", workers=workers, chunk_games=4, limit=9)
+    assert limited == import_pgn(edge, tmp_path / "edge-9-serial.jsonl", limit=9) and limited.read == 9
+    assert (tmp_path / "edge-9.jsonl").read_bytes() == (tmp_path / "edge-9-serial.jsonl").read_bytes()
 
 
 def test_cuts_inside_a_game_are_joined_as_the_serial_import_reads_them(tmp_path: Path) -> None:
-    good = (EDGE / "molinari-bordais-1979.pgn").read_text()
+    good = (EDGE / "opera-game-1858.pgn").read_text()
     text = (good + "\n\n"
             '[Event "a comment holds a blank line and tags"]\n[Result "*"]\n\n'
             '1. e4 { see below\n\n[Event "not a game"]\n[Site "inside the comment"]\n\n} e5 2. Nf3 *\n\n'
@@ -119,9 +126,10 @@ def test_cuts_inside_a_game_are_joined_as_the_serial_import_reads_them(tmp_path:
 
 
 def test_an_import_resumes_from_its_parts_and_refuses_other_input(tmp_path: Path) -> None:
-    fischer_text = FISCHER.read_text(encoding="utf-8-sig")
+    fischer = shared("games", "fischer.pgn")
+    fischer_text = fischer.read_text(encoding="utf-8-sig")
     first_games = tmp_path / "fischer-130.pgn"
-    first_games.write_text("".join(chunk.text for chunk in _chunks([FISCHER], 10, 130)))
+    first_games.write_text("".join(chunk.text for chunk in _chunks([fischer], 10, 130)))
     truncated = tmp_path / "cut.pgn.gz"
     truncated.write_bytes(gzip.compress(fischer_text[:20000].encode())[:-100])
     out = tmp_path / "games.jsonl"
@@ -142,7 +150,8 @@ def test_an_import_resumes_from_its_parts_and_refuses_other_input(tmp_path: Path
 
 def slice_of_twic(path: Path, games: int) -> Path:
     """The first `games` games of the TWIC file, gzip-compressed as it is."""
-    with gzip.open(TWIC, "rt", encoding="utf-8") as source, gzip.open(path, "wt", encoding="utf-8") as target:
+    twic = shared("games", "twic-250k.pgn.gz")
+    with gzip.open(twic, "rt", encoding="utf-8") as source, gzip.open(path, "wt", encoding="utf-8") as target:
         starts = 0
         for line in source:
             starts += line.startswith("[Event ")

@@ -36,17 +36,17 @@ from gamegpt.games.chess import ChessGame
 from gamegpt.games.chess_codecs import MoveTokenCodec, PositionMoveCodec
 from gamegpt.players.base import RandomPlayer
 from gamegpt.selfplay.dataset import records_to_shards
-from gamegpt.shared_data import shared_data_dir
+from gamegpt.resources import PUZZLE_SAMPLE, data_file
+from shared_files import shared
 
-DATA = shared_data_dir()
-LICHESS = DATA / "puzzles" / "lichess_puzzles_1000.csv"
+LICHESS = data_file(*PUZZLE_SAMPLE)
 SAMPLE = 74  # <bos>, the 72-token position block, the move
 
 
 def fischer_games(count: int) -> list[list[chess.Move]]:
     """The moves of the first `count` standard games of fischer.pgn that parse cleanly."""
     games: list[list[chess.Move]] = []
-    with open(DATA / "games" / "fischer.pgn", encoding="utf-8", errors="replace") as handle:
+    with open(shared("games", "fischer.pgn"), encoding="utf-8", errors="replace") as handle:
         while len(games) < count and (pgn := chess.pgn.read_game(handle)) is not None:
             if not pgn.errors and "FEN" not in pgn.headers and pgn.headers.get("Variant", "Standard") == "Standard":
                 games.append(list(pgn.mainline_moves()))

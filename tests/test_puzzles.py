@@ -36,11 +36,10 @@ from gamegpt.games.chess_codecs import MoveTokenCodec, PgnCharCodec
 from gamegpt.players.base import Player
 from gamegpt.players.limits import SearchLimits
 from gamegpt.players.uci import UciEngineProcess, find_stockfish
-from gamegpt.shared_data import shared_data_dir
+from gamegpt.resources import PUZZLE_SAMPLE, data_file
+from shared_files import shared
 
-DATA = shared_data_dir()
-LICHESS = DATA / "puzzles" / "lichess_puzzles_1000.csv"
-FISCHER = DATA / "games" / "fischer.pgn"
+LICHESS = data_file(*PUZZLE_SAMPLE)
 HEADER = "PuzzleId,FEN,Moves,Rating,RatingDeviation,Popularity,NbPlays,Themes,GameUrl,OpeningTags,History"
 
 
@@ -215,7 +214,7 @@ def test_skipped_puzzles_are_accounted_per_model(models: dict[str, Path], tmp_pa
 
 
 def fischer_games(count: int) -> list[chess.pgn.Game]:
-    with open(FISCHER, encoding="utf-8-sig") as handle:
+    with open(shared("games", "fischer.pgn"), encoding="utf-8-sig") as handle:
         return [chess.pgn.read_game(handle) for _ in range(count)]  # type: ignore[misc]
 
 
@@ -257,9 +256,10 @@ def test_history_column_in_san_and_uci_feeds_a_char_pgn_model(models: dict[str, 
 
 
 def test_puzzles_make_cuts_puzzles_stockfish_confirms(tmp_path: Path) -> None:
+    fischer = shared("games", "fischer.pgn")
     out = tmp_path / "fischer-puzzles.csv"
     settings = MakerSettings(nodes=10_000)
-    report = make_puzzles(FISCHER, out, settings=settings, max_puzzles=2)
+    report = make_puzzles(fischer, out, settings=settings, max_puzzles=2)
     assert report.puzzles == report.new_puzzles == 2 and not report.complete and report.games_read == 827
     with open(out, encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
@@ -288,7 +288,7 @@ def test_puzzles_make_cuts_puzzles_stockfish_confirms(tmp_path: Path) -> None:
 
     # Re-running with a larger --max continues after the games already scanned (through the CLI).
     state = json.loads(progress_path(out).read_text())
-    result = gamegpt("puzzles", "make", "--games", str(FISCHER), "--out", str(out), "--max", "3",
+    result = gamegpt("puzzles", "make", "--games", str(fischer), "--out", str(out), "--max", "3",
                      "--stockfish-nodes", "10000", "--no-progress")
     assert result.returncode == 0, result.stderr
     assert f"wrote {out}" in result.stdout and "3 puzzles (1 new)" in result.stdout
@@ -298,7 +298,7 @@ def test_puzzles_make_cuts_puzzles_stockfish_confirms(tmp_path: Path) -> None:
     game_number = int(again[2]["PuzzleId"].split("-g")[1].split("-")[0])
     assert game_number > state["games_scanned"]
     # Other settings on the same file are refused, not mixed in.
-    result = gamegpt("puzzles", "make", "--games", str(FISCHER), "--out", str(out), "--stockfish-nodes", "500")
+    result = gamegpt("puzzles", "make", "--games", str(fischer), "--out", str(out), "--stockfish-nodes", "500")
     assert_user_error(result, "other settings")
 
 

@@ -43,14 +43,13 @@ from gamegpt.players.base import Noisy, Player, RandomPlayer
 from gamegpt.players.limits import SearchLimits
 from gamegpt.players.uci import UciPlayer, find_stockfish
 from gamegpt.arena.records import iter_records, read_records
-from gamegpt.shared_data import shared_data_dir
+from gamegpt.resources import NAMED_OPENINGS, OPENING_BOOK, data_file
 from processes import children_of, wait_gone
 
 STOCKFISH = find_stockfish()  # setup.sh installs it; without it these tests fail with that one line
 
-DATA = shared_data_dir()
-BOOK_PGN = DATA / "openings" / "2moves_v2.pgn"
-BOOK_TSV = DATA / "openings" / "lichess_openings.tsv"
+BOOK_PGN = data_file(*OPENING_BOOK)
+BOOK_TSV = data_file(*NAMED_OPENINGS)
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
 
 

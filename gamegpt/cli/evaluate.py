@@ -131,8 +131,9 @@ def eval_agreement(models: Sequence[str], records: str, positions: int, nodes: i
 
 @eval.command("puzzles")
 @click.option("--model", "models", multiple=True, required=True, help="checkpoint path or shipped name (repeatable)")
-@click.option("--puzzles", "puzzles_path", type=click.Path(dir_okay=False), required=True,
-              help="Lichess-format puzzle CSV (optional History column: the game's moves from the start)")
+@click.option("--puzzles", "puzzles_path", type=click.Path(dir_okay=False), default=None,
+              help="Lichess-format puzzle CSV (optional History column: the game's moves from the start)  "
+                   "[default: the 1000 Lichess puzzles shipped in the package]")
 @click.option("--temperature", type=float, default=DEFAULTS.temperature, show_default=True, help="0 = the most likely move")
 @click.option("--policy", type=click.Choice(["raw", "retry", "mask"]), default="retry", show_default=True,
               help="retry: Karvonen's 5 samples; raw: an illegal first sample fails the puzzle; mask: only legal moves")
@@ -141,7 +142,7 @@ def eval_agreement(models: Sequence[str], records: str, positions: int, nodes: i
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="results/puzzles", show_default=True)
 @click.option("--threads", type=int, default=1, show_default=True, help=THREADS_HELP)
 @click.option("--no-progress", is_flag=True)
-def eval_puzzles(models: Sequence[str], puzzles_path: str, temperature: float, policy: str, limit: int | None,
+def eval_puzzles(models: Sequence[str], puzzles_path: str | None, temperature: float, policy: str, limit: int | None,
                  seed: int, out_dir: str, threads: int, no_progress: bool) -> None:
     """Puzzle solve rate by rating bucket (<900, 900, ..., 1400+, unrated), with a random-legal-move baseline.
 
@@ -156,6 +157,10 @@ def eval_puzzles(models: Sequence[str], puzzles_path: str, temperature: float, p
     set_threads(threads)
     if len(set(models)) != len(models):
         raise UserError("a --model is given twice")
+    if puzzles_path is None:
+        from gamegpt.resources import PUZZLE_SAMPLE, data_file
+
+        puzzles_path = str(data_file(*PUZZLE_SAMPLE))
     puzzle_set = read_puzzles(puzzles_path, limit=limit)
     players = {name: load_model_player(name, "chess", temperature=temperature, policy=policy) for name in models}
     settings = {"temperature": temperature, "policy": policy, "limit": limit, "seed": seed}

@@ -65,7 +65,7 @@ def experiment_noise(noise_rates: str, train_games: int, eval_games: int, temper
 @click.option("--rung", "rungs", multiple=True, metavar="[NAME=]SPEC",
               help="a ladder rung, strongest first (repeatable; replaces --ladder)")
 @click.option("--openings", "book", default=None,
-              help="opening book (.pgn/.tsv; 'none': start position)  [default: openings/2moves_v2.pgn of the shared data, $GAMEGPT_DATA]")
+              help="opening book (.pgn/.tsv; 'none': start position)  [default: Stockfish's 2moves_v2.pgn, shipped in the package]")
 @click.option("--opening-count", type=int, default=10, show_default=True,
               help="openings; each pairing plays each with both colours")
 @click.option("--max-plies", type=int, default=400, show_default=True, help="tournament games longer are drawn")

@@ -25,7 +25,7 @@ from gamegpt.errors import UserError
               help="gauntlet: each opponent also plays the next K opponents (rates the ladder in the same fit)")
 @click.option("--openings", "book", default=None,
               help="opening book: .pgn, or .tsv with columns eco,name,pgn; 'none' for the start position  "
-                   "[default: openings/2moves_v2.pgn of the shared data, $GAMEGPT_DATA]")
+                   "[default: Stockfish's 2moves_v2.pgn, shipped in the package]")
 @click.option("--opening-count", type=int, default=4, show_default=True,
               help="openings used; each pairing plays each one with both colours (2N games a pairing)")
 @click.option("--opening-order", type=click.Choice(["random", "sequential"]), default="random", show_default=True)

@@ -23,7 +23,7 @@ import chess.pgn
 
 from gamegpt.errors import UserError
 from gamegpt.games.chess import ChessGame
-from gamegpt.shared_data import shared_file
+from gamegpt.resources import OPENING_BOOK, data_file
 
 ORDERS = ("random", "sequential")
 _MOVE_NUMBER = re.compile(r"^\d+\.+(.*)$")
@@ -71,9 +71,8 @@ START_POSITION = Opening("start position")
 
 
 def default_book() -> str | None:
-    """openings/2moves_v2.pgn of the shared data (`gamegpt.shared_data`), if it is there."""
-    book = shared_file("openings", "2moves_v2.pgn")
-    return str(book) if book else None
+    """Stockfish's openings/2moves_v2.pgn (CC0), shipped in the package (`gamegpt.resources`): always there."""
+    return str(data_file(*OPENING_BOOK))
 
 
 def load_openings(path: str | Path, *, count: int | None = None, seed: int = 0, order: str = "random",

@@ -94,8 +94,8 @@ class ChessTranscendenceConfig:
     """Sizes of the study; the defaults finish in about 40 minutes on a 2-core CPU (see the module docstring).
 
     `ladder` is a preset name (`gamegpt.eval.tournament.LADDERS`) or the rungs' `[NAME=]SPEC`s, strongest
-    first. `book`: an opening book (.pgn or .tsv); None for `eval.openings.default_book()` (the shared
-    data's openings/2moves_v2.pgn, or the start position when it is missing), "none" for the start
+    first. `book`: an opening book (.pgn or .tsv); None for `eval.openings.default_book()` (Stockfish's
+    2moves_v2.pgn, shipped in the package), "none" for the start
     position. `policy`: "mask" (every move legal) or "raw" (an illegal sample loses); "retry" would ignore
     the temperatures. `train_overrides` go over `CHESS_TRANSCENDENCE_TRAIN`. `codec`: a key of
     `CODEC_BLOCK_LEN`.
