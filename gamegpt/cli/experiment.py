@@ -107,3 +107,47 @@ def experiment_chess_transcendence(generator: str, noise: float | None, games: i
     out = Path(out_dir)
     click.echo(f"wrote {out / 'summary.json'}, {out / 'table.txt'}, {out / 'transcendence.png'} and "
                f"{out / 'tournament'} (games, PGN, ratings)")
+
+
+@experiment.command("chess-recipes")
+@click.option("--train-records", required=True, type=click.Path(dir_okay=False),
+              help="game records to train on (JSONL, e.g. from gamegpt data import-pgn)")
+@click.option("--held-out", "held_out", required=True, type=click.Path(dir_okay=False),
+              help="held-out game records (JSONL), never trained on")
+@click.option("--recipes", default=",".join(["pgn-chars", "uci-moves", "position-move", "uci-moves-small",
+                                             "uci-moves-large"]), show_default=True, help="comma-separated recipes")
+@click.option("--budget-seconds", type=float, default=1200.0, show_default=True,
+              help="training CPU seconds per recipe (the training process's CPU time)")
+@click.option("--legality-games", type=int, default=100, show_default=True, help="held-out games for legal rates")
+@click.option("--agreement-positions", type=int, default=200, show_default=True,
+              help="held-out positions labelled by Stockfish for top-1 agreement")
+@click.option("--agreement-nodes", type=int, default=20000, show_default=True, help="Stockfish nodes per label")
+@click.option("--opening-count", type=int, default=4, show_default=True,
+              help="openings of the Elo gauntlet; each pairing plays each with both colours")
+@click.option("--openings", "book", default=None,
+              help="opening book (.pgn/.tsv; 'none': start position)  [default: the shipped book]")
+@click.option("--max-plies", type=int, default=300, show_default=True, help="gauntlet games longer are drawn")
+@click.option("--workers", type=int, default=2, show_default=True, help="processes for the gauntlet")
+@click.option("--threads", type=int, default=1, show_default=True, help="torch CPU threads while training")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="results/chess-recipes", show_default=True)
+@click.option("--no-progress", is_flag=True)
+def experiment_chess_recipes(train_records: str, held_out: str, recipes: str, budget_seconds: float,
+                             legality_games: int, agreement_positions: int, agreement_nodes: int, opening_count: int,
+                             book: str | None, max_plies: int, workers: int, threads: int, seed: int, out_dir: str,
+                             no_progress: bool) -> None:
+    """Which way of writing chess teaches the most per CPU-second: every recipe (codec, block length, model
+    size) trains on the same games for the same CPU seconds, then is measured the same way (raw legal rate
+    by move number, top-1 agreement with Stockfish, Elo against the default ladder). Re-running continues."""
+    from gamegpt.experiments.chess_recipes import ChessRecipesConfig, format_recipes_table, run_chess_recipes
+
+    cfg = ChessRecipesConfig(out_dir=out_dir, train_records=train_records, held_out_records=held_out,
+                             recipes=[r.strip() for r in recipes.split(",") if r.strip()],
+                             budget_seconds=budget_seconds, legality_games=legality_games,
+                             agreement_positions=agreement_positions, agreement_nodes=agreement_nodes,
+                             opening_count=opening_count, max_plies=max_plies, workers=workers, threads=threads,
+                             seed=seed, book=book)
+    summary = run_chess_recipes(cfg, progress=not no_progress)
+    click.echo(format_recipes_table(summary["rows"]))
+    out = Path(out_dir)
+    click.echo(f"wrote {out / 'summary.json'}, {out / 'table.txt'}, {out / 'recipes.png'} and {out / 'tournament'}")

@@ -566,7 +566,8 @@ def _train(cfg: TrainConfig, ctx: _Context, *, resume: bool, stop_after: int | N
     model = GPT(model_config).to(ctx.device)
     optimizer = model.configure_optimizer(cfg.weight_decay, cfg.learning_rate, (cfg.beta1, cfg.beta2), ctx.device.type)
     step = 0
-    state: dict[str, Any] = {"best_val_loss": None, "last_val_loss": None, "last_train_loss": None, "tokens_seen": 0}
+    state: dict[str, Any] = {"best_val_loss": None, "last_val_loss": None, "last_train_loss": None, "tokens_seen": 0,
+                             "train_cpu_seconds": 0.0}
     last_checkpoint: Path | None = None
     if checkpoint_info is not None:
         last_checkpoint = Path(checkpoint_info["path"])
@@ -636,6 +637,7 @@ def _train(cfg: TrainConfig, ctx: _Context, *, resume: bool, stop_after: int | N
             "val_loss": state["last_val_loss"],
             "best_val_loss": state["best_val_loss"],
             "tokens_seen": state["tokens_seen"],
+            "train_cpu_seconds": state["train_cpu_seconds"],
             "world_size": ctx.world_size,
             "dtype": dtype,
             "data": {"dir": os.path.abspath(cfg.data_dir), "block_len": meta["block_len"], "n_blocks": meta["n_blocks"]},
@@ -665,7 +667,7 @@ def _train(cfg: TrainConfig, ctx: _Context, *, resume: bool, stop_after: int | N
                                        "device": str(ctx.device), "threads": torch.get_num_threads(),
                                        "compile": cfg.compile, "world_size": ctx.world_size, "time": time.time()})
             while step < end:
-                started = time.perf_counter()
+                started, cpu_started = time.perf_counter(), time.process_time()
                 lr = learning_rate_at(step, cfg)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
@@ -686,6 +688,7 @@ def _train(cfg: TrainConfig, ctx: _Context, *, resume: bool, stop_after: int | N
                     loss_value = _mean_over_ranks(ctx, float(loss.item()))  # .item() waits for the GPU
                     state["last_train_loss"] = loss_value
                 elapsed = time.perf_counter() - started
+                state["train_cpu_seconds"] += time.process_time() - cpu_started
                 train_seconds += elapsed
                 window_seconds += elapsed
                 train_steps += 1
@@ -696,7 +699,8 @@ def _train(cfg: TrainConfig, ctx: _Context, *, resume: bool, stop_after: int | N
                     window_seconds, window_steps = 0.0, 0
                     if ctx.is_main:
                         _append_log(log_path, {"event": "train", "step": step, "loss": state["last_train_loss"],
-                                               "lr": lr, "tokens_per_second": tokens_per_second, "time": time.time()})
+                                               "lr": lr, "tokens_per_second": tokens_per_second,
+                                               "cpu_seconds": round(state["train_cpu_seconds"], 3), "time": time.time()})
                     bar.set_postfix(loss=f"{state['last_train_loss']:.4f}",
                                     val=f"{state['last_val_loss']:.4f}" if state["last_val_loss"] is not None else "-",
                                     lr=f"{lr:.2e}", tok_s=f"{tokens_per_second:,.0f}", refresh=False)
