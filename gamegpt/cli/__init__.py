@@ -12,6 +12,7 @@ import click
 from gamegpt.cli import bot, data, evaluate, experiment, model, play, puzzles, recipe, selfplay, train, uci_engine
 from gamegpt.cli.common import Group
 from gamegpt.cli.tournament import tournament
+from gamegpt.cli.match import match
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -39,6 +40,7 @@ main.add_command(experiment.experiment)
 main.add_command(recipe.recipe)
 main.add_command(puzzles.puzzles)
 main.add_command(tournament)
+main.add_command(match)
 main.add_command(play.play)
 main.add_command(uci_engine.uci)
 main.add_command(bot.bot_group)

@@ -56,10 +56,16 @@ def tournament(players: Sequence[str], opponents: Sequence[str], ladder: str | N
     stockfish:elo=E|skill=N,nodes=N,movetime=MS, uci:cmd=ENGINE, random; any takes noise=P. Name a player
     with NAME=SPEC. Every pairing plays every opening with both colours; games end by the rules, by a
     claimable draw (threefold repetition, 50 moves), a fallen flag (--tc), an illegal move, or as a draw
-    after --max-plies. Writes games.jsonl, games.pgn, tournament.json, standings.txt and ratings.txt/json/png."""
+    after --max-plies. Each pairing's cutechess/fastchess lines (Score W - L - D, Elo difference, LOS, DrawRatio,
+    Ptnml) are printed when its last game is in, and at the end. Writes games.jsonl, games.pgn, tournament.json,
+    standings.txt, pairings.txt and ratings.txt/json/png."""
+    from tqdm import tqdm
+
     from gamegpt.arena.play import TimeControl
     from gamegpt.eval.openings import START_POSITION, default_book, load_openings
-    from gamegpt.eval.tournament import format_standings, ladder_entrants, parse_entrant, run_tournament
+    from gamegpt.eval.match_stats import MatchStats, format_match
+    from gamegpt.eval.tournament import (format_pairings, format_standings, ladder_entrants, parse_entrant,
+                                         run_tournament)
     from gamegpt.players.limits import SearchLimits
     from gamegpt.arena.runs import default_workers
 
@@ -82,18 +88,29 @@ def tournament(players: Sequence[str], opponents: Sequence[str], ladder: str | N
         openings = load_openings(book, count=opening_count, seed=seed, order=opening_order, max_plies=opening_plies)
     if workers is None:
         workers = default_workers()
+
+    def pairing_done(stats: MatchStats) -> None:
+        """A pairing's lines as soon as its last game is in (above the progress bar)."""
+        if no_progress:
+            click.echo(format_match(stats) + "\n")
+        else:
+            tqdm.write(format_match(stats) + "\n")
+
     with stockfish_for_workers(stockfish_path):
         result = run_tournament(subjects + rivals, out_dir=out_dir, openings=openings, mode=mode,
                                 subjects=[s.name for s in subjects] if mode == "gauntlet" else [],
                                 neighbours=neighbours, time_control=clock,
                                 engine_limits=SearchLimits(nodes=nodes, movetime=movetime), max_plies=max_plies,
                                 workers=workers, seed=seed, anchor=anchor, anchor_rating=anchor_rating,
-                                confidence=confidence, progress=not no_progress)
+                                confidence=confidence, progress=not no_progress, on_pairing=pairing_done)
     click.echo(f"{result.games_new} new games, {result.games_total} of {result.games_scheduled} in all "
                f"({len(openings)} openings, both colours)")
     click.echo(format_standings(result.standings))
     click.echo("")
+    click.echo(format_pairings(result.pairings))
+    click.echo("")
     if result.ratings is not None:
         click.echo(result.ratings.table())
-    paths = [result.records_path, result.pgn_path, result.summary_path, *result.rating_paths]
+    paths = [result.records_path, result.pgn_path, result.summary_path, result.out_dir / "pairings.txt",
+             *result.rating_paths]
     click.echo("wrote " + ", ".join(str(p) for p in paths))

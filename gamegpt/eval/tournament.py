@@ -35,8 +35,10 @@ a fallen flag loses (draws against a lone king or too little mating material).
 
 Files in `out_dir`: games.jsonl (one record per game, appended as games finish), games.pgn (every game,
 with players, result, termination, opening and time control), tournament.json (settings, openings,
-standings, pairing results), standings.txt, ratings.txt / ratings.json / ratings.png (the Elo fit, see
-`gamegpt.eval.elo`). Killed at any point, the same call continues: completed games are read back from
+standings, pairing results), standings.txt, pairings.txt (each pairing's cutechess/fastchess lines: score
+W - L - D, Elo difference with its 95 % margin, LOS, DrawRatio, and the pentanomial counts of its
+colour-swapped pairs, see `gamegpt.eval.match_stats`), ratings.txt / ratings.json / ratings.png (the Elo fit,
+see `gamegpt.eval.elo`). `on_pairing` hears each pairing's lines as soon as its last game is in. Killed at any point, the same call continues: completed games are read back from
 games.jsonl, and only the missing ones are played.
 """
 
@@ -45,7 +47,7 @@ from __future__ import annotations
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import chess.pgn
 
@@ -53,6 +55,7 @@ from gamegpt.atomic import write_text_atomic
 from gamegpt.errors import PlayerSpecError, UserError
 from gamegpt.arena.play import TimeControl, derive_seed, play_game
 from gamegpt.eval.elo import EloFit, fit_elo, write_elo
+from gamegpt.eval.match_stats import MatchStats, format_match, match_stats, stats_to_dict
 from gamegpt.eval.openings import START_POSITION, Opening
 from gamegpt.players.base import Player
 from gamegpt.players.limits import SearchLimits
@@ -128,6 +131,8 @@ class TournamentResult:
     standings: list[dict[str, Any]]
     ratings: EloFit | None = None
     rating_paths: list[Path] = field(default_factory=list)
+    pairings: list[MatchStats] = field(default_factory=list)
+    """Each pairing's head-to-head counts (`format_pairings` prints them)."""
 
 
 # --------------------------------------------------------------------------- entrants and schedule
@@ -309,12 +314,15 @@ def run_tournament(
     event: str = "gamegpt tournament",
     progress: bool = True,
     torch_threads: int | None = 1,
+    on_pairing: Callable[[MatchStats], None] | None = None,
 ) -> TournamentResult:
     """Play the tournament's games not yet in `out_dir`, on `workers` processes, then rate everybody.
 
     `players` are entrants (`[NAME=]SPEC` or `Entrant`); `subjects` names the gauntlet's subjects (names
     or the texts given in `players`). `anchor`/`anchor_rating` as in `resolve_anchor`. `torch_threads`
-    is set in each worker that plays a model (and in this process with one worker). Re-running with the
+    is set in each worker that plays a model (and in this process with one worker). `on_pairing`, when given,
+    is called with a pairing's counts when this call plays its last game, unless that is the tournament's
+    last game (the result's `pairings` has them all). Re-running with the
     same arguments continues an interrupted run; more openings (a longer list starting with the same ones)
     extend it; other settings are refused (UserError). Raises UserError for bad specs, names, limits,
     or a worker that died. An engine that fails during a game (dies, hangs, breaks the protocol) loses that
@@ -351,7 +359,7 @@ def run_tournament(
     job = _TournamentJob(tuple(specs.items()), tuple(schedule), tuple(openings), seed, max_plies,
                          time_control, torch_threads)
     hooks = _TournamentHooks(records_path, pgn_path, event, specs, names, list(pairings), schedule,
-                             [o.to_dict() for o in openings])
+                             [o.to_dict() for o in openings], on_pairing=on_pairing)
     outcome = play_run(job, hooks, records_path=records_path, summary_path=summary_path, settings=settings,
                        n_games=len(schedule), workers=workers, progress=progress, label="tournament",
                        run="tournament")
@@ -362,6 +370,8 @@ def run_tournament(
                                   confidence=confidence, players=names)
     result.rating_paths = write_elo(result.ratings, out, title=f"{event}: Elo from {result.ratings.games} games")
     write_text_atomic(out / "standings.txt", format_standings(result.standings) + "\n")
+    result.pairings = pairing_stats(records.values(), pairings)
+    write_text_atomic(out / "pairings.txt", format_pairings(result.pairings) + "\n")
     return result
 
 
@@ -381,6 +391,9 @@ class _TournamentHooks(RunHooks):
     schedule: list[ScheduledGame]
     book: list[dict[str, Any]]
     records: dict[int, GameRecord] = field(default_factory=dict)
+    on_pairing: Callable[[MatchStats], None] | None = None
+    existing: set[int] = field(default_factory=set)  # indices read back from the records file
+    played: Counter[tuple[str, str]] = field(default_factory=Counter)  # games in per pairing
 
     def check_summary(self, previous: dict[str, Any]) -> None:
         """Refuse openings that differ from those of an earlier run (UserError); a longer or shorter list
@@ -405,10 +418,22 @@ class _TournamentHooks(RunHooks):
         if record.extra.get("entrants") != [expected.white, expected.black]:
             raise UserError(f"{self.records_path}: game {index} was {record.extra.get('entrants')}, the schedule "
                             f"says {[expected.white, expected.black]}; not this tournament")
+        self.existing.add(index)  # play_run checks the existing records, and only those
 
     def add(self, record: GameRecord) -> None:
+        """Keep the record; tell `on_pairing` when a game played now completes its pairing."""
         assert record.index is not None
         self.records[record.index] = record
+        if record.index >= len(self.schedule):
+            return
+        scheduled = self.schedule[record.index]
+        pair = (scheduled.white, scheduled.black)
+        pair = pair if pair in self.pairings else (scheduled.black, scheduled.white)
+        self.played[pair] += 1
+        complete = self.played[pair] == len(self.schedule) // len(self.pairings)  # each plays every opening twice
+        if (complete and self.on_pairing is not None and record.index not in self.existing
+                and len(self.records) < len(self.schedule)):
+            self.on_pairing(match_stats(self.records.values(), *pair))
 
     def summary(self) -> dict[str, Any]:
         records = self.records.values()
@@ -464,15 +489,21 @@ def standings(records: Iterable[GameRecord], names: Sequence[str]) -> list[dict[
 
 def pairing_results(records: Iterable[GameRecord],
                     pairings: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
-    """Per pairing (a, b): games, a's wins, draws, b's wins."""
-    counts = {pair: [0, 0, 0] for pair in pairings}
-    for white, black, score in record_games(records):
-        pair, own = ((white, black), score) if (white, black) in counts else ((black, white), 1.0 - score)
-        if pair not in counts:
-            continue
-        counts[pair][0 if own == 1 else 1 if own == 0.5 else 2] += 1
-    return [{"players": list(pair), "games": sum(c), "wins": c[0], "draws": c[1], "losses": c[2]}
-            for pair, c in counts.items()]
+    """Per pairing (a, b): games, a's wins, draws, b's wins, the pairs and pentanomial counts of its
+    colour-swapped pairs, and the Elo line's numbers (`gamegpt.eval.match_stats.stats_to_dict`)."""
+    return [stats_to_dict(stats) for stats in pairing_stats(records, pairings)]
+
+
+def pairing_stats(records: Iterable[GameRecord], pairings: Sequence[tuple[str, str]]) -> list[MatchStats]:
+    """Each pairing's head-to-head counts, from its first player's view (games 2k and 2k + 1 of the
+    schedule are one opening with colours swapped: a pair)."""
+    records = list(records)
+    return [match_stats(records, first, second) for first, second in pairings]
+
+
+def format_pairings(pairings: Sequence[MatchStats]) -> str:
+    """Each pairing's cutechess/fastchess lines, a blank line between pairings."""
+    return "\n\n".join(format_match(stats) for stats in pairings)
 
 
 def format_standings(rows: Sequence[dict[str, Any]]) -> str:
