@@ -57,6 +57,8 @@ class Script:
     """Never moves."""
     move_delay: float = 0.01
     chat: str = "good luck!"
+    accept_draws: bool = False
+    """Accepts the bot's draw offers (made with a move: `offeringDraw=true`) at once."""
 
 
 @dataclass
@@ -120,6 +122,8 @@ class FakeGame:
     no_start_side: chess.Color | None = None
     ended_at: float | None = None
     bot_move_times: list[float] = field(default_factory=list)
+    bot_draw_offers: list[int] = field(default_factory=list)
+    """The game's length (plies) after each move the bot offered a draw with."""
 
     def __post_init__(self) -> None:
         self.board = chess.Board() if self.initial_fen == "startpos" else chess.Board(self.initial_fen)
@@ -242,6 +246,13 @@ class FakeLichess:
             self._broadcast({"type": "challenge", "challenge": self.challenges[challenge_id]})
             return challenge_id
 
+    def say(self, game_id: str, text: str, room: str = "player", username: str | None = None) -> None:
+        """A chat line in a game's player room (from the opponent) or spectator room (from a spectator)."""
+        with self.lock:
+            game = self.games[game_id]
+            name = username or (game.opponent["name"] if room == "player" else "Spectator")
+            self._push(game, {"type": "chatLine", "room": room, "username": name, "text": text})
+
     def cancel_challenge(self, challenge_id: str) -> None:
         with self.lock:
             challenge = self.challenges.pop(challenge_id, None)
@@ -249,14 +260,16 @@ class FakeLichess:
                 self._broadcast({"type": "challengeCanceled", "challenge": {**challenge, "status": "canceled"}})
 
     def start_game(self, opponent: str = "Bob", *, bot_color: str = "white", script: Script | None = None,
-                   limit: int = 60, increment: int = 1, moves: tuple[str, ...] = (), announce: bool = True) -> str:
+                   limit: int = 60, increment: int = 1, moves: tuple[str, ...] = (), announce: bool = True,
+                   fen: str = "startpos") -> str:
         """A game that starts without a challenge (as from a tournament or a seek); announced on the event
-        stream unless `announce` is False (then only /api/account/playing tells the bot)."""
+        stream unless `announce` is False (then only /api/account/playing tells the bot). From `fen` if
+        given (variant fromPosition)."""
         with self.lock:
             game_id = self._new_id()
             game = self._create_game(game_id, _user(opponent, False), bot_color == "white", False,
-                                     _speed_of(limit, increment), "standard", (limit * 1000, increment * 1000),
-                                     "startpos", script or Script())
+                                     _speed_of(limit, increment), "standard" if fen == "startpos" else "fromPosition",
+                                     (limit * 1000, increment * 1000), fen, script or Script())
             for uci in moves:
                 game.board.push_uci(uci)
             game.turn_started = time.monotonic()
@@ -417,6 +430,7 @@ class FakeLichess:
     # ------------------------------------------------------------------ the bot's requests
     def handle(self, handler: "_Handler", method: str) -> None:
         path = urlsplit(handler.path).path
+        handler.query = parse_qs(urlsplit(handler.path).query)
         status_box = [200]
         try:
             body = handler.read_body(self)  # read first: a keep-alive connection must not keep it
@@ -522,6 +536,12 @@ class FakeLichess:
                 game.draw_offer = None
                 self._apply(game, move)
                 game.opponent_due = time.monotonic() + game.script.move_delay
+                if h.query.get("offeringDraw", [""])[0] == "true" and game.running:
+                    game.bot_draw_offers.append(len(game.board.move_stack))
+                    if game.script.accept_draws:
+                        self._end(game, "draw")
+                    else:
+                        game.draw_offer = game.bot_color
                 if game.running:
                     self._push(game)
             elif error != "over":
@@ -731,6 +751,7 @@ class _Server(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     timeout = 30
+    query: dict[str, list[str]] = {}
 
     def do_GET(self) -> None:
         self._dispatch("GET")

@@ -16,7 +16,8 @@ from gamegpt.bots.api import RateLimits, endpoint_of, retry_after_seconds
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fake_lichess import FakeLichess, Faults, Script
-from test_lichess_bot import TOKEN, assert_token_never_logged, check_game, make_config, running_bot, wait_results
+from test_lichess_bot import (TOKEN, assert_token_never_logged, check_game, debug_logs, make_config,  # noqa: F401
+                              running_bot, wait_results)
 
 ACCEPT = r"/api/challenge/\w+/accept"
 DECLINE = r"/api/challenge/\w+/decline"

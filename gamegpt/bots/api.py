@@ -286,8 +286,13 @@ class LichessApi:
         """POST through berserk's requestor (for the bot endpoints berserk 0.14's Bots client lacks)."""
         return self._requestor.post(path, **kwargs)
 
-    def make_move(self, game_id: str, uci: str) -> None:
-        self.call(f"move {uci} in game {game_id}", self.client.bots.make_move, game_id, uci)
+    def make_move(self, game_id: str, uci: str, offering_draw: bool = False) -> None:
+        """Play `uci`; with `offering_draw`, offer a draw with it (Lichess's `offeringDraw` parameter)."""
+        if offering_draw:
+            self.call(f"move {uci} (offering a draw) in game {game_id}", self.post,
+                      f"/api/bot/game/{game_id}/move/{uci}", params={"offeringDraw": "true"})
+        else:
+            self.call(f"move {uci} in game {game_id}", self.client.bots.make_move, game_id, uci)
 
     def accept_challenge(self, challenge_id: str, retries: int | None = None) -> None:
         self.call(f"accepting challenge {challenge_id}", self.client.bots.accept_challenge, challenge_id,
@@ -303,10 +308,6 @@ class LichessApi:
 
     def resign(self, game_id: str) -> None:
         self.call(f"resigning game {game_id}", self.client.bots.resign_game, game_id)
-
-    def offer_draw(self, game_id: str) -> None:
-        """Offer a draw (the same call that accepts the opponent's offer)."""
-        self.call(f"offering a draw in game {game_id}", self.post, f"/api/bot/game/{game_id}/draw/yes")
 
     def online_bots(self, limit: int) -> list[dict[str, Any]]:
         """The bots online now (at most `limit`), as Lichess's user JSON (with `perfs`)."""

@@ -28,6 +28,7 @@ from gamegpt.bots.config import PLAYABLE_VARIANTS, BotConfig
 from gamegpt.bots.moves import GameMoveChooser, move_budget
 from gamegpt.bots.outbox import OutgoingCall, Outbox
 from gamegpt.bots.pgn import game_pgn, result_of, save_pgn
+from gamegpt.bots.rules import MAX_COMMAND_ANSWERS, GameJudgement, command_of, dead_drawn
 from gamegpt.engine.evaluation import static_evaluation
 from gamegpt.games.chess import ChessGame
 
@@ -52,6 +53,8 @@ class BotContext:
     move_choosers: Callable[[str], GameMoveChooser]
     stop: threading.Event
     outbox: Outbox
+    queue_status: Callable[[], str] = lambda: ""
+    """A line for the `!queue` chat command (games running, challenges waiting)."""
 
 
 @dataclass
@@ -96,6 +99,10 @@ class GameWorker:
         self._abort_at: float | None = None
         self._claim_at: float | None = None
         self._claims = 0
+        self._judgement: GameJudgement | None = None
+        self._resigned = False
+        self._commands_answered = 0
+        self._last_note: str | None = None
 
     @property
     def finished(self) -> bool:
@@ -171,6 +178,7 @@ class GameWorker:
             if str(event.get("username", "")).lower() != self.ctx.account_id:
                 LOG.info("game %s: chat (%s) %s: %s", self.game_id, event.get("room"), event.get("username"),
                          event.get("text"))
+                self._on_command(str(event.get("room") or "player"), str(event.get("text") or ""))
         elif kind == "opponentGone":
             self._on_gone(event)
         else:
@@ -186,6 +194,8 @@ class GameWorker:
             self.color, self.opponent = chess.BLACK, white
         else:
             raise Unplayable(f"game {self.game_id}: {self.ctx.account_name} plays neither side")
+        if self._judgement is None:
+            self._judgement = GameJudgement(self.color, self.ctx.config.resign, self.ctx.config.draw)
         self._sent_for = self._answered_draw = self._answered_takeback = None  # answer the fresh view
         self._on_state(full.get("state") or {})
 
@@ -217,7 +227,10 @@ class GameWorker:
             if self._answer_takeback():
                 return
         if ours and self._sent_for != moves_text and any(True for _ in game.board.legal_moves):
-            self._play_move(game, state, moves_text)
+            assert self._judgement is not None
+            self._judgement.record(game.board)
+            if not self._resign_if_lost(game):
+                self._play_move(game, state, moves_text)
         if self._greet_pending:  # after the move: the first move's deadline is short
             self._greet_pending = False
             self._greet()
@@ -244,11 +257,14 @@ class GameWorker:
         if self._mover is None:
             self._mover = self.ctx.move_choosers(self.game_id)
         move, note = self._mover.choose(game, budget)
+        self._last_note = note
         if note:
             LOG.info("game %s: %s", self.game_id, note)
         self._sent_for = moves_text
+        assert self._judgement is not None
+        offer = self._judgement.should_offer_draw(game.board)
         try:
-            self.ctx.api.make_move(self.game_id, move.uci())
+            self.ctx.api.make_move(self.game_id, move.uci(), offering_draw=offer)
         except BotStopped:
             raise
         except Exception as exc:
@@ -258,12 +274,38 @@ class GameWorker:
                 raise Resync(f"Lichess refused move {move.uci()} ({describe(exc)})") from None
             raise
         LOG.debug("game %s: played %s", self.game_id, move.uci())
+        if offer:
+            self._judgement.last_offer_ply = len(game.board.move_stack)
+            LOG.info("game %s: offered a draw with %s (%s)", self.game_id, move.uci(), self._draw_reason(game))
+
+    def _draw_reason(self, game: ChessGame) -> str:
+        return "dead drawn" if dead_drawn(game.board) else "level for a long time"
+
+    def _resign_if_lost(self, game: ChessGame) -> bool:
+        """Resign by the `resign:` rules; True if the game was resigned (no move to play then)."""
+        assert self._judgement is not None
+        if self._resigned or not self._judgement.should_resign(game.board):
+            return False
+        rules = self.ctx.config.resign
+        try:
+            self.ctx.api.resign(self.game_id)
+        except BotStopped:
+            raise
+        except Exception as exc:  # the move goes out instead
+            LOG.warning("game %s: resigning failed (%s); playing on", self.game_id, describe(exc))
+            return False
+        self._resigned = True
+        LOG.info("game %s: resigned: the evaluation was at most %d cp at %d turns in a row", self.game_id,
+                 rules.score, rules.moves)
+        return True
 
     def _answer_draw(self, game: ChessGame) -> bool:
         policy = self.ctx.config.games.draw_offers
         assert self.color is not None
         accept = policy == "accept" or (policy == "accept_when_behind" and static_evaluation(
             game.board, self.color) <= -self.ctx.config.games.behind_centipawns)
+        if not accept and self._judgement is not None and self._judgement.draw_worthy(game.board):
+            accept = True  # the draw rules: a position the bot would offer a draw in itself
         self.ctx.api.answer_draw(self.game_id, accept)
         LOG.info("game %s: %s a draw offer", self.game_id, "accepted" if accept else "declined")
         return accept
@@ -322,6 +364,46 @@ class GameWorker:
         return self.ctx.outbox.submit(f"chat in game {game_id}", "chat",
                                       lambda: api.chat(game_id, text[:140], spectator=spectator, retries=0),
                                       self.ctx.config.network.chat_within_seconds)
+
+    def _on_command(self, room: str, text: str) -> None:
+        """Answer a chat command (`!help`...) in the room it was asked in; `!eval` only to spectators."""
+        command = command_of(text)
+        if command is None or not self.ctx.config.games.chat_commands:
+            return
+        if self._commands_answered >= MAX_COMMAND_ANSWERS:
+            return
+        self._commands_answered += 1
+        spectator = room == "spectator"
+        self._chat(self._command_answer(command, spectator), spectator)
+
+    def _command_answer(self, command: str, spectator: bool) -> str:
+        config = self.ctx.config
+        if command == "help":
+            return "Commands: !help, !name, !howto, !eval (spectators only), !queue"
+        if command == "name":
+            from gamegpt import __version__
+
+            return (f"{self.ctx.account_name} is gamegpt {__version__} playing the model "
+                    f"{Path(config.engine.model).name} ({config.engine.policy}, temperature {config.engine.temperature:g})")
+        if command == "howto":
+            return config.games.howto
+        if command == "queue":
+            return self.ctx.queue_status() or "No queue."
+        # eval
+        if not spectator:
+            return "Sorry, the evaluation is for spectators only (ask in the spectator room)."
+        if self.color is None:
+            return "No position yet."
+        try:
+            board = self._position().board
+        except (Resync, Unplayable):
+            return "No position yet."
+        score = static_evaluation(board, self.color)
+        text = (f"Evaluation for {self.ctx.account_name}: {score / 100:+.2f} (material and placement: "
+                f"the model has no value head)")
+        if self._last_note:
+            text += f"; last move: {self._last_note}"
+        return text
 
     def _greet(self) -> None:
         self._say(self.ctx.config.games.greeting)

@@ -120,7 +120,7 @@ class LichessBot:
                  self.config.games.pgn_dir)
         assert self.outbox is not None
         self.context = BotContext(self.api, self.config, str(self.account.get("id") or name).lower(), name,
-                                  self.move_choosers, self.stop_event, self.outbox)
+                                  self.move_choosers, self.stop_event, self.outbox, self.queue_status)
         try:
             ongoing = self.api.ongoing_games()
         except BotStopped:
@@ -241,6 +241,14 @@ class LichessBot:
         self.outbox.submit(f"accepting challenge {challenge_id}", "accept",
                            lambda: api.accept_challenge(challenge_id, retries=0),
                            network.accept_within_seconds, on_sent=accepted, on_dropped=dropped)
+
+    def queue_status(self) -> str:
+        """The `!queue` answer: games running and challenges waiting for an answer or a game."""
+        with self._lock:
+            playing = sum(1 for w in self._workers.values() if w.thread.is_alive())
+            waiting = len(set(self._pending) | self._answering)
+        return (f"Playing {playing} game{'s' if playing != 1 else ''} (at most {self.config.challenge.max_games} "
+                f"at once); {waiting} challenge{'s' if waiting != 1 else ''} waiting.")
 
     def busy_games(self) -> int:
         """Games being played plus accepted challenges whose game has not started yet."""
