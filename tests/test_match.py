@@ -52,14 +52,27 @@ def test_sprt_accepts_h1_for_stockfish_against_random_and_resumes(tmp_path: Path
     assert report[3].startswith("SPRT: llr ") and report[3].endswith("- H1 was accepted")
     assert report[4].startswith(f"H1 accepted after {whole.pairs} pairs")
 
+    finished = whole.summary_path.read_bytes()
     again = run_match(STRONG, WEAK, out_dir=tmp_path / "whole", openings=OPENINGS, sprt=SPRT, max_pairs=40,
                       progress=False)
     assert again.games_new == 0 and again.decision == "H1" and again.report() == whole.report()
+    assert whole.summary_path.read_bytes() == finished
+    # killed after its last record, before the summary and the PGN: a re-run puts them right, playing nothing
+    stale = json.loads(finished)
+    stale["sprt"]["decision"] = None
+    whole.summary_path.write_text(json.dumps(stale))
+    whole.pgn_path.unlink()
+    again = run_match(STRONG, WEAK, out_dir=tmp_path / "whole", openings=OPENINGS, sprt=SPRT, max_pairs=40,
+                      progress=False)
+    assert again.games_new == 0 and whole.summary_path.read_bytes() == finished and whole.pgn_path.exists()
 
     # the same match in steps: 2 pairs (undecided), a game lost to a kill, then on to the decision
     steps = tmp_path / "steps"
-    short = run_match(STRONG, WEAK, out_dir=steps, openings=OPENINGS, sprt=SPRT, max_pairs=2, progress=False)
+    reports.clear()
+    short = run_match(STRONG, WEAK, out_dir=steps, openings=OPENINGS, sprt=SPRT, max_pairs=2, progress=False,
+                      report=reports.append, report_every=1)
     assert short.decision is None and short.pairs == 2
+    assert len(reports) == 1 and "2 - 0 - 0" in reports[0]  # after pair 1; pair 2 is the result's to report
     assert short.report().splitlines()[-1] == "no decision after 2 pairs, the most asked for"
     lines = (steps / "games.jsonl").read_text().splitlines(keepends=True)
     (steps / "games.jsonl").write_text("".join(lines[:-1]) + lines[-1][:20])  # killed while writing game 3

@@ -77,6 +77,8 @@ def test_a_clean_sweep_has_no_finite_elo() -> None:
     assert format_match(stats).splitlines()[1:] == ["Elo difference: inf +/- nan, LOS: 100.0 %, DrawRatio: 0.0 %",
                                                     "Ptnml(0-2): [0, 0, 0, 0, 3], WL/DD: 0/0"]
     assert format_match(MatchStats("x", "y")) == "Score of x vs y: 0 - 0 - 0  [0.000] 0"
+    even = format_match(MatchStats("x", "y", 1, 1, 2, Pentanomial(ld=1, wd=1))).splitlines()[1]
+    assert even.startswith("Elo difference: 0.0 +/- ") and "LOS: 50.0 %, DrawRatio: 0.0 %" in even  # no "-0.0"
 
 
 def test_tournament_prints_each_pairing_when_it_ends_and_all_at_the_end(tmp_path: Path) -> None:

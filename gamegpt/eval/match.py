@@ -27,6 +27,7 @@ again; a larger `max_pairs` extends a match that ended undecided. Other settings
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -154,7 +155,7 @@ def run_match(
     """Play the match's missing games in `out_dir` until the SPRT decides or `max_pairs` pairs are
     complete (see the module docstring). `first`/`second` are `[NAME=]SPEC` texts or entrants.
     `report`, when given, receives the summary lines (`match_report`) after every `report_every`
-    complete pairs played by this call. Raises UserError for bad specs, names or limits, records of
+    complete pairs played by this call, except at the decision or the last pair (the result reports those). Raises UserError for bad specs, names or limits, records of
     another match, or a worker that died."""
     a, b = parse_entrant(first), parse_entrant(second)
     if a.name == b.name:
@@ -215,13 +216,15 @@ def run_match(
 
     llr, decision = sprt_state()
 
+    def summary() -> dict[str, Any]:
+        return {"settings": settings, "created": created, "event": event, "games": tally.stats.games,
+                "max_pairs": max_pairs, "openings": book, **stats_to_dict(tally.stats),
+                "sprt": None if sprt is None else {
+                    **sprt.to_dict(), "lower": sprt.lower, "upper": sprt.upper,
+                    "llr": llr if llr is None or math.isfinite(llr) else str(llr), "decision": decision}}
+
     def write_summary() -> None:
-        write_json_atomic(summary_path, {
-            "settings": settings, "created": created, "event": event, "games": tally.stats.games,
-            "max_pairs": max_pairs, "openings": book, **stats_to_dict(tally.stats),
-            "sprt": None if sprt is None else {
-                **sprt.to_dict(), "lower": sprt.lower, "upper": sprt.upper,
-                "llr": llr if llr is None or math.isfinite(llr) else str(llr), "decision": decision}})
+        write_json_atomic(summary_path, summary())
 
     pending = [] if decision else [index for index in range(len(schedule)) if index not in done]
     games_new = 0
@@ -245,7 +248,8 @@ def run_match(
                     llr, decision = sprt_state()
                     if decision:
                         raise _Decided
-                    if report is not None and tally.stats.pentanomial.pairs % report_every == 0:
+                    pairs = tally.stats.pentanomial.pairs
+                    if report is not None and pairs % report_every == 0 and pairs < max_pairs:
                         report(match_report(tally.stats, sprt, llr, decision, max_pairs))
         except _Decided:
             pass
@@ -254,6 +258,11 @@ def run_match(
                 write_summary()
             if records_path.exists():
                 _export_pgn(records_path, pgn_path, created, event, specs)
+    else:  # nothing to play: bring back what a kill between the last record and the summary left out
+        if previous is not None and json.loads(json.dumps(summary())) != previous:
+            write_summary()
+        if records_path.exists() and not pgn_path.exists():
+            _export_pgn(records_path, pgn_path, created, event, specs)
     result = MatchResult(out, records_path, pgn_path, summary_path, tally.stats, sprt, llr, decision, max_pairs,
                          games_new)
     result.paths = [p for p in (records_path, pgn_path, summary_path) if p.exists()]

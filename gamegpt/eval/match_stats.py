@@ -178,8 +178,11 @@ def estimate_elo(stats: MatchStats) -> EloEstimate | None:
 
 
 def _number(value: float) -> str:
-    """One decimal, or inf/-inf/nan as cutechess prints them."""
-    return f"{value:.1f}" if math.isfinite(value) else str(value)
+    """One decimal (no "-0.0"), or inf/-inf/nan as cutechess prints them."""
+    if not math.isfinite(value):
+        return str(value)
+    text = f"{value:.1f}"
+    return "0.0" if text == "-0.0" else text
 
 
 def format_match(stats: MatchStats) -> str:
