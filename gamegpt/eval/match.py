@@ -155,8 +155,9 @@ def run_match(
     """Play the match's missing games in `out_dir` until the SPRT decides or `max_pairs` pairs are
     complete (see the module docstring). `first`/`second` are `[NAME=]SPEC` texts or entrants.
     `report`, when given, receives the summary lines (`match_report`) after every `report_every`
-    complete pairs played by this call, except at the decision or the last pair (the result reports those). Raises UserError for bad specs, names or limits, records of
-    another match, or a worker that died."""
+    complete pairs played by this call, except at the decision or the last pair (the result reports
+    those). Raises UserError for bad specs, names or limits, records of another match, or a worker that
+    died."""
     a, b = parse_entrant(first), parse_entrant(second)
     if a.name == b.name:
         raise UserError(f"the two players have the same name {a.name!r}; name them: NAME=SPEC")

@@ -118,7 +118,8 @@ def match_stats(records: Iterable[GameRecord], first: str, second: str) -> Match
     for record in records:
         entrants = record.extra.get("entrants")
         white_score = WHITE_SCORES.get(record.result)
-        if white_score is None or not isinstance(entrants, list) or sorted(map(str, entrants)) != sorted((first, second)):
+        if white_score is None or not isinstance(entrants, list) or \
+                sorted(map(str, entrants)) != sorted((first, second)):
             continue
         own = white_score if str(entrants[0]) == first else 1.0 - white_score
         stats.add_game(own)

@@ -38,8 +38,9 @@ with players, result, termination, opening and time control), tournament.json (s
 standings, pairing results), standings.txt, pairings.txt (each pairing's cutechess/fastchess lines: score
 W - L - D, Elo difference with its 95 % margin, LOS, DrawRatio, and the pentanomial counts of its
 colour-swapped pairs, see `gamegpt.eval.match_stats`), ratings.txt / ratings.json / ratings.png (the Elo fit,
-see `gamegpt.eval.elo`). `on_pairing` hears each pairing's lines as soon as its last game is in. Killed at any point, the same call continues: completed games are read back from
-games.jsonl, and only the missing ones are played.
+see `gamegpt.eval.elo`). `on_pairing` hears each pairing's counts as soon as its last game is in.
+Killed at any point, the same call continues: completed games are read back from games.jsonl, and only
+the missing ones are played.
 """
 
 from __future__ import annotations
