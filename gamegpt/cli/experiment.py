@@ -55,8 +55,9 @@ def experiment_noise(noise_rates: str, train_games: int, eval_games: int, temper
 @click.option("--steps", type=int, default=800, show_default=True, help="training steps")
 @click.option("--batch-size", type=int, default=16, show_default=True,
               help="blocks a step (1024 characters, or 256 moves with chess-uci-moves)")
-@click.option("--codec", type=click.Choice(["chess-pgn-chars", "chess-uci-moves"]), default="chess-pgn-chars",
-              show_default=True, help="Karvonen's character PGN, or one token per move")
+@click.option("--codec", type=click.Choice(["chess-pgn-chars", "chess-uci-moves", "chess-position-move"]),
+              default="chess-pgn-chars", show_default=True,
+              help="Karvonen's character PGN, one token per move, or the position then the move")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override any training option")
 @click.option("--temperatures", default="1.0,0.1,0.001", show_default=True, help="the model's temperatures")
 @click.option("--policy", type=click.Choice(["mask", "raw"]), default="mask", show_default=True,

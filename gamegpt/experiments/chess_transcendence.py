@@ -84,9 +84,9 @@ CHESS_TRANSCENDENCE_TRAIN: dict[str, Any] = dict(
     keep_checkpoints=2,
 )
 SELFPLAY_MAX_PLIES = 400
-CODEC_BLOCK_LEN = {"chess-pgn-chars": 1024, "chess-uci-moves": 256}
+CODEC_BLOCK_LEN: dict[str, int | None] = {"chess-pgn-chars": 1024, "chess-uci-moves": 256, "chess-position-move": None}
 """The codecs the study trains with, and their block lengths (tokens): a game of ~90 plies is ~430
-characters but ~90 move tokens."""
+characters but ~90 move tokens; the position codec's blocks are its 74-token samples (None)."""
 
 
 @dataclass
