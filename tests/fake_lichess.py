@@ -178,6 +178,10 @@ class FakeLichess:
         self.event_connections = 0
         self.game_connections: dict[str, int] = {}
         self.max_running = 0
+        self.online_bots: dict[str, tuple[int, str, Script]] = {}
+        self.outgoing: list[tuple[str, str, dict[str, Any]]] = []
+        """The bot's challenges: (challenge id, opponent's username, the request's parameters)."""
+        self.cancelled: list[str] = []
         self.closing = threading.Event()
         self.server = _Server(("127.0.0.1", 0), _Handler)
         self.server.fake = self  # type: ignore[attr-defined]
@@ -245,6 +249,12 @@ class FakeLichess:
             self.challenge_scripts[challenge_id] = script or Script()
             self._broadcast({"type": "challenge", "challenge": self.challenges[challenge_id]})
             return challenge_id
+
+    def add_online_bot(self, name: str, rating: int, answer: str = "accept", script: Script | None = None) -> None:
+        """A bot listed by /api/bot/online, rated `rating` in every speed, that answers the bot's challenges:
+        `accept`, `decline:<reason key>`, or `ignore` (never answers)."""
+        with self.lock:
+            self.online_bots[name.lower()] = (rating, answer, script or Script())
 
     def say(self, game_id: str, text: str, room: str = "player", username: str | None = None) -> None:
         """A chat line in a game's player room (from the opponent) or spectator room (from a spectator)."""
@@ -671,6 +681,63 @@ class FakeLichess:
         else:
             h.reply(200, {"ok": True}, box)
 
+    def list_online_bots(self, h: "_Handler", box: list[int], slow: bool, body: Any) -> None:
+        with self.lock:
+            users = []
+            for user_id, (rating, _, _) in self.online_bots.items():
+                user = _user(user_id.title(), True, user_id)
+                user["username"] = user.pop("name")
+                user["perfs"] = {speed: {"rating": rating, "games": 50, "prov": False}
+                                 for speed in ("bullet", "blitz", "rapid", "classical", "correspondence")}
+                users.append(user)
+        self._slow(slow)
+        data = b"".join(json.dumps(u).encode() + b"\n" for u in users)
+        box[0] = 200
+        h.send_response(200)
+        h.send_header("Content-Type", "application/x-ndjson")
+        h.send_header("Content-Length", str(len(data)))
+        h.end_headers()
+        h.wfile.write(data)
+
+    def create_challenge(self, h: "_Handler", box: list[int], slow: bool, username: str, body: Any) -> None:
+        with self.lock:
+            user_id = username.lower()
+            challenge_id = self._new_id()
+            self.outgoing.append((challenge_id, username, dict(body)))
+            known = self.online_bots.get(user_id)
+            if known is None:
+                h.reply(400, {"error": f"{username} cannot be challenged"}, box)
+                return
+            _, answer, script = known
+            limit, increment = int(body.get("clock.limit", 60)), int(body.get("clock.increment", 0))
+            challenge = {
+                "id": challenge_id, "url": f"{self.url}{challenge_id}", "status": "created",
+                "challenger": _user(BOT_NAME, True, BOT_ID), "destUser": _user(username, True, user_id),
+                "variant": {"key": "standard", "name": "Standard", "short": "Std"},
+                "rated": str(body.get("rated")).lower() == "true", "speed": _speed_of(limit, increment),
+                "timeControl": {"type": "clock", "limit": limit, "increment": increment}, "color": "random",
+                "direction": "out",
+            }
+            self._broadcast({"type": "challenge", "challenge": challenge})
+            if answer == "accept":
+                game = self._create_game(challenge_id, _user(username, True, user_id), self.rng.random() < 0.5,
+                                         challenge["rated"], challenge["speed"], "standard",
+                                         (limit * 1000, increment * 1000), "startpos", script)
+                self._broadcast(self._game_event("gameStart", game))
+            elif answer.startswith("decline"):
+                key = answer.partition(":")[2] or "generic"
+                self._broadcast({"type": "challengeDeclined", "challenge": {
+                    **challenge, "status": "declined", "declineReason": key, "declineReasonKey": key}})
+        self._slow(slow)
+        h.reply(200, challenge, box)
+
+    def cancel_outgoing(self, h: "_Handler", box: list[int], slow: bool, challenge_id: str, body: Any) -> None:
+        with self.lock:
+            self.cancelled.append(challenge_id)
+            self.changed.notify_all()
+        self._slow(slow)
+        h.reply(200, {"ok": True}, box)
+
     def event_stream(self, h: "_Handler", box: list[int], slow: bool, body: Any) -> None:
         self._slow(slow)
         q: queue.Queue[Any] = queue.Queue()
@@ -730,6 +797,9 @@ ROUTES: list[tuple[str, str, Callable[..., None]]] = [
     (r"/api/bot/game/(\w+)/claim-victory", "POST", FakeLichess.claim_victory),
     (r"/api/challenge/(\w+)/accept", "POST", FakeLichess.accept),
     (r"/api/challenge/(\w+)/decline", "POST", FakeLichess.decline),
+    (r"/api/challenge/(\w+)/cancel", "POST", FakeLichess.cancel_outgoing),
+    (r"/api/challenge/(\w+)", "POST", FakeLichess.create_challenge),
+    (r"/api/bot/online", "GET", FakeLichess.list_online_bots),
 ]
 
 

@@ -4,17 +4,25 @@ opening book, correspondence games that hold no thread while the opponent thinks
 
 from __future__ import annotations
 
+import json
+import struct
 import sys
+import threading
+import time
 from pathlib import Path
 
 import chess
+import chess.polyglot
 import pytest
 
-from gamegpt.bots.config import DrawRules, ResignRules
+from gamegpt.bots.config import BotConfig, DrawRules, ResignRules, load_config
+from gamegpt.bots.matchmaking import BotGameCounter
+from gamegpt.bots.moves import GameMoveChooser
 from gamegpt.bots.rules import GameJudgement, command_of, dead_drawn
+from gamegpt.errors import ConfigError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fake_lichess import BOT_NAME, FakeLichess, Script
+from fake_lichess import BOT_ID, BOT_NAME, FakeLichess, Script
 from test_lichess_bot import (TOKEN, assert_token_never_logged, check_game, debug_logs, make_config,  # noqa: F401
                               running_bot, wait_results)
 
@@ -153,3 +161,166 @@ def test_offers_and_accepts_draws_in_dead_drawn_positions(untrained_chess_model:
             check_game(fake, fake.games[gid], bot, status="resign")
         assert fake.games[quiet].bot_draw_offers == [] and fake.games[asked].draw_answers == [False]
         assert len(fake.games[quiet].bot_moves) == 1 and len(fake.games[asked].bot_moves) == 1
+
+
+# --------------------------------------------------------------------------- matchmaking
+def matchmaking_config(fake: FakeLichess, tmp_path: Path, model: Path, **values: object) -> BotConfig:
+    settings = {"enabled": True, "idle_seconds": 0.3, "rating_min": 1400, "rating_max": 1800, "base_seconds": 60,
+                "increment_seconds": 1, "challenge_timeout_seconds": 0.8, "decline_backoff_seconds": 30.0,
+                "bot_games_per_day": 2, "count_file": str(tmp_path / "count.json")}
+    settings.update(values)
+    return make_config(fake, tmp_path, model, matchmaking=settings)
+
+
+def test_matchmaking_challenges_bots_until_the_daily_limit(untrained_chess_model: Path, tmp_path: Path,
+                                                           caplog: pytest.LogCaptureFixture,
+                                                           capfd: pytest.CaptureFixture[str]) -> None:
+    with FakeLichess(TOKEN) as fake:
+        fake.add_online_bot(BOT_ID, 1500)  # itself: never challenged
+        fake.add_online_bot("LowBot", 1000)  # out of the rating range
+        fake.add_online_bot("Decliner", 1500, answer="decline:tooFast")
+        fake.add_online_bot("Ignorer", 1600, answer="ignore")
+        fake.add_online_bot("Player", 1550, script=Script(resign_at_ply=10))
+        config = matchmaking_config(fake, tmp_path, untrained_chess_model)
+        with running_bot(config) as bot:
+            assert fake.wait_for(lambda: sum(g.running is False for g in fake.games.values()) >= 2, 30), fake.outgoing
+            games = list(fake.games)
+            wait_results(fake, bot, games)
+            time.sleep(1.5)  # idle well past idle_seconds: no challenge may follow at the limit
+        assert len(fake.games) == 2
+        for game_id in games:
+            game = fake.games[game_id]
+            check_game(fake, game, bot, status="resign")
+            assert game.opponent["name"].lower() == "player" and game.speed == "bullet"
+        challenged = [name.lower() for _, name, _ in fake.outgoing]
+        assert challenged.count("player") == 2 and set(challenged) <= {"player", "decliner", "ignorer"}
+        assert challenged.count("decliner") <= 1 and challenged.count("ignorer") <= 1  # backed off after one
+        ignored = [cid for cid, name, _ in fake.outgoing if name.lower() == "ignorer"]
+        assert fake.cancelled == ignored  # the unanswered challenge was cancelled
+        params = fake.outgoing[0][2]
+        assert params["clock.limit"] == "60" and params["clock.increment"] == "1" and params["rated"] == "false"
+        count = json.loads((tmp_path / "count.json").read_text())
+        assert sorted(count["games"]) == sorted(games)
+        assert "no more challenges today" in caplog.text
+
+        # the count survives a restart: no challenge, and a bot's challenge is declined with `later`
+        fake.outgoing.clear()
+        with running_bot(matchmaking_config(fake, tmp_path, untrained_chess_model)):
+            robo = fake.challenge("Robo", bot=True)
+            human = fake.challenge("Human", script=Script(resign_at_ply=6))
+            assert fake.wait_for(lambda: robo in fake.declines and human in fake.accepted, 10)
+            time.sleep(0.8)
+        assert fake.declines[robo] == "later" and fake.outgoing == []
+    assert_token_never_logged(caplog, capfd)
+
+
+def test_bot_game_counter_rolls_over_at_midnight(tmp_path: Path) -> None:
+    day = ["2030-01-01"]
+    path = tmp_path / "sub" / "count.json"
+    counter = BotGameCounter(path, 2, today=lambda: day[0])
+    assert counter.add("a") and not counter.add("a") and counter.add("b")
+    assert counter.reached()
+    assert BotGameCounter(path, 2, today=lambda: day[0]).count() == 2  # read back
+    day[0] = "2030-01-02"
+    assert counter.count() == 0 and not counter.reached()
+    assert BotGameCounter(path, 2, today=lambda: day[0]).count() == 0
+    path.write_text("{not json")
+    assert BotGameCounter(path, 2, today=lambda: day[0]).count() == 0  # a broken file: counted afresh, said
+
+
+def test_matchmaking_config_errors(tmp_path: Path) -> None:
+    for text, needle in (("matchmaking: {bot_games_per_day: 150}", "at most Lichess's limit 100"),
+                         ("matchmaking: {rating_min: 1800, rating_max: 1200}", "rating_max (1200) is below"),
+                         ("resign: {moves: 0}", "resign.moves must be at least 1"),
+                         ("engine: {book: /no/such/book.bin}", "engine.book: no such file"),
+                         ("engine: {book_selection: first}", "engine.book_selection must be one of")):
+        path = tmp_path / "bot.yaml"
+        path.write_text(text)
+        with pytest.raises(ConfigError) as info:
+            load_config(path)
+        assert needle in str(info.value) and "\n" not in str(info.value)
+
+
+# --------------------------------------------------------------------------- opening book, correspondence
+def polyglot_key_move(board: chess.Board, uci: str) -> tuple[int, int]:
+    move = chess.Move.from_uci(uci)
+    promotion = (move.promotion - 1) if move.promotion else 0
+    return chess.polyglot.zobrist_hash(board), move.to_square | (move.from_square << 6) | (promotion << 12)
+
+
+def write_book(path: Path, entries: list[tuple[chess.Board, str, int]]) -> Path:
+    """A Polyglot book: 16-byte big-endian entries (key, move, weight, learn) sorted by key."""
+    rows = sorted((*polyglot_key_move(board, uci), weight) for board, uci, weight in entries)
+    path.write_bytes(b"".join(struct.pack(">QHHI", key, move, weight, 0) for key, move, weight in rows))
+    return path
+
+
+def tiny_book(path: Path) -> Path:
+    """1. g4 (weight 10) or 1. b3 (weight 1) from the start; ...h5 against every first move."""
+    start = chess.Board()
+    entries = [(start, "g2g4", 10), (start, "b2b3", 1)]
+    for move in start.legal_moves:
+        board = start.copy()
+        board.push(move)
+        entries.append((board, "h7h5", 5))
+    return write_book(path, entries)
+
+
+def test_opening_book_moves(tmp_path: Path) -> None:
+    book = tiny_book(tmp_path / "book.bin")
+    settings = BotConfig().engine
+    settings.book, settings.book_selection = str(book), "weighted"
+    chooser = GameMoveChooser(None, settings)
+    picks = {chooser.book_move(chess.Board(), seed).uci() for seed in range(40)}
+    assert picks == {"g2g4", "b2b3"}  # weighted: both
+    settings.book_selection = "best"
+    assert {chooser.book_move(chess.Board(), seed).uci() for seed in range(10)} == {"g2g4"}
+    after = chess.Board()
+    after.push_uci("e2e4")
+    assert chooser.book_move(after, 0) == chess.Move.from_uci("h7h5")
+    after.push_uci("h7h5")
+    assert chooser.book_move(after, 0) is None  # not in the book
+    settings.book_depth = 1
+    assert chooser.book_move(chess.Board(), 0) is not None and chooser.book_move(chess.Board("8/8/8/8/8/8/8/K1k5 w - - 0 1"), 0) is None
+
+
+def test_bot_plays_from_its_opening_book(untrained_chess_model: Path, tmp_path: Path,
+                                         caplog: pytest.LogCaptureFixture) -> None:
+    book = tiny_book(tmp_path / "book.bin")
+    with FakeLichess(TOKEN) as fake:
+        config = make_config(fake, tmp_path, untrained_chess_model, engine={"book": str(book), "book_selection": "best"})
+        with running_bot(config) as bot:
+            ids = [fake.challenge("Alice", color="black", script=Script(resign_at_ply=8)),
+                   fake.challenge("Bob", color="white", script=Script(resign_at_ply=9))]
+            wait_results(fake, bot, ids)
+        for game_id in ids:
+            check_game(fake, fake.games[game_id], bot, status="resign")
+        assert fake.games[ids[0]].bot_moves[0] == "g2g4" and fake.games[ids[1]].bot_moves[0] == "h7h5"
+        assert "book move" in caplog.text
+        caplog.clear()
+        config = make_config(fake, tmp_path, untrained_chess_model)  # off by default
+        with running_bot(config) as bot:
+            gid = fake.challenge("Carol", color="black", script=Script(resign_at_ply=4))
+            wait_results(fake, bot, [gid])
+        assert "book move" not in caplog.text
+
+
+def test_correspondence_games_hold_no_thread_while_the_opponent_thinks(untrained_chess_model: Path,
+                                                                       tmp_path: Path) -> None:
+    with FakeLichess(TOKEN) as fake:
+        config = make_config(fake, tmp_path, untrained_chess_model,
+                             challenge={"speeds": ["blitz", "correspondence"]},
+                             correspondence={"checkin_seconds": 0.2, "disconnect_seconds": 0.2})
+        with running_bot(config) as bot:
+            gid = fake.challenge("Slow", days=2, color="black", script=Script(resign_at_ply=9, move_delay=1.0))
+            assert fake.wait_for(lambda: gid in fake.games, 10)
+            game = fake.games[gid]
+
+            def asleep() -> bool:
+                theirs = game.running and game.board.turn != game.bot_color and len(game.moves) >= 2
+                return theirs and not any(t.name == f"game-{gid}" for t in threading.enumerate())
+
+            assert fake.wait_for(asleep, 20), "the game's thread never ended while the opponent thought"
+            wait_results(fake, bot, [gid], timeout=30)
+        check_game(fake, game, bot, status="resign")  # the opponent resigned while the bot slept
+        assert game.clock is None and fake.game_connections[gid] >= 4  # woken for each move, and for the end

@@ -41,6 +41,10 @@ class Resync(Exception):
     """Read the game afresh (reopen its stream): the bot's view and Lichess's may differ."""
 
 
+class Sleep(Exception):
+    """A correspondence game waits for the opponent: its thread ends until the game wakes it again."""
+
+
 @dataclass
 class BotContext:
     """What every game thread shares: the API, the config, who the bot is, its move choosers, the stop event,
@@ -55,6 +59,8 @@ class BotContext:
     outbox: Outbox
     queue_status: Callable[[], str] = lambda: ""
     """A line for the `!queue` chat command (games running, challenges waiting)."""
+    on_bot_game: Callable[[str], None] = lambda game_id: None
+    """Called with the id of every running game against a BOT (the daily bot-game count)."""
 
 
 @dataclass
@@ -76,7 +82,9 @@ def _user_id(player: dict[str, Any]) -> str:
 class GameWorker:
     """Plays game `game_id` in a daemon thread (`start()`), until it ends, the bot stops, or its stream
     cannot be reopened. `wake` cuts a reconnect wait short (set when the event stream says the game ended).
-    `result` is set once the game has ended and been saved."""
+    `result` is set once the game has ended and been saved. A correspondence game (no clock) ends its thread
+    `correspondence.disconnect_seconds` after the bot's move (`sleeping` is then True, `result` None): the
+    bot starts a new worker when the game is announced again or its check-in finds the bot to move."""
 
     def __init__(self, game_id: str, ctx: BotContext, on_done: Callable[["GameWorker"], None] | None = None) -> None:
         self.game_id = game_id
@@ -103,6 +111,8 @@ class GameWorker:
         self._resigned = False
         self._commands_answered = 0
         self._last_note: str | None = None
+        self._sleep_at: float | None = None
+        self.sleeping = False
 
     @property
     def finished(self) -> bool:
@@ -117,6 +127,9 @@ class GameWorker:
             self._play()
         except BotStopped:
             LOG.info("game %s: the bot stops; the game is left running on Lichess", self.game_id)
+        except Sleep:
+            self.sleeping = True
+            LOG.info("game %s: correspondence: waiting for the opponent's move without a thread", self.game_id)
         except Unplayable as exc:
             LOG.error("%s; leaving it", exc)
         except Exception:
@@ -145,7 +158,7 @@ class GameWorker:
                         if self.finished:
                             break
                 reason = "the stream ended"
-            except (BotStopped, Unplayable):
+            except (BotStopped, Unplayable, Sleep):
                 raise
             except Resync as exc:
                 reason = str(exc)
@@ -196,6 +209,9 @@ class GameWorker:
             raise Unplayable(f"game {self.game_id}: {self.ctx.account_name} plays neither side")
         if self._judgement is None:
             self._judgement = GameJudgement(self.color, self.ctx.config.resign, self.ctx.config.draw)
+        if str(self.opponent.get("title") or "").upper() == "BOT" and str(
+                (full.get("state") or {}).get("status") or "started") in RUNNING:
+            self.ctx.on_bot_game(self.game_id)
         self._sent_for = self._answered_draw = self._answered_takeback = None  # answer the fresh view
         self._on_state(full.get("state") or {})
 
@@ -215,6 +231,9 @@ class GameWorker:
             self._saw_running, self._greet_pending = True, len(self.moves) < 2
         game = self._position()
         ours = game.board.turn == self.color
+        if self.correspondence:
+            self._sleep_at = None if ours else (
+                self._sleep_at or time.monotonic() + self.ctx.config.correspondence.disconnect_seconds)
         self._abort_at = None if ours or len(self.moves) >= 2 else (
             self._abort_at or time.monotonic() + self.ctx.config.games.abort_after_seconds)
         theirs = "b" if self.color == chess.WHITE else "w"
@@ -326,8 +345,15 @@ class GameWorker:
         else:
             self._claim_at = None
 
+    @property
+    def correspondence(self) -> bool:
+        """A game without a clock (correspondence or unlimited), known once its gameFull has come."""
+        return bool(self.full) and not self.full.get("clock")
+
     def _check_deadlines(self) -> None:
         now = time.monotonic()
+        if self._sleep_at is not None and now >= self._sleep_at and self._claim_at is None and self._abort_at is None:
+            raise Sleep()
         if self._claim_at is not None and now >= self._claim_at:
             self._claim_at = None
             self._claims += 1

@@ -5,7 +5,8 @@ game starts and ends) and decides on challenges; the answers (accept, decline) a
 through the `outbox.Outbox` thread, so a 429 on one of them never holds up the event stream or a move;
 each game is played by a `GameWorker` in its own thread from its own game stream; a game's model decoding
 runs in a short-lived worker thread so the clock is never overrun. A failure in one game ends only that
-game's thread.
+game's thread. A housekeeping thread challenges bots when idle (`matchmaking`) and wakes correspondence
+games, which hold no thread while the opponent thinks (`correspondence`).
 
 Staying up (see `api` for the network rules): the event stream is reopened with exponential backoff and
 jitter when it drops, stalls or fails (at most `max_reconnects` failures in a row); on reopening Lichess
@@ -24,10 +25,11 @@ import time
 from typing import Any, Callable
 
 from gamegpt.bots.api import BotStopped, LichessApi, describe, status_of
-from gamegpt.bots.challenges import decline_reason
+from gamegpt.bots.challenges import decline_reason, is_bot
 from gamegpt.bots.config import BotConfig
 from gamegpt.bots.moves import GameMoveChooser, model_move_choosers
 from gamegpt.bots.game import BotContext, GameResult, GameWorker
+from gamegpt.bots.matchmaking import BotGameCounter, Matchmaker
 from gamegpt.bots.outbox import Outbox
 from gamegpt.bots.redact import redacted_logging
 from gamegpt.errors import UserError
@@ -36,6 +38,10 @@ LOG = logging.getLogger("gamegpt.bots.lichess")
 PENDING_SECONDS = 20.0
 """How long an accepted challenge counts against `max_games` after its accept was sent while its gameStart
 has not arrived (an accept still waiting in the outbox counts until it is sent or dropped)."""
+
+
+HOUSEKEEPING_SECONDS = 0.2
+"""How often the housekeeping thread looks whether matchmaking or a correspondence check-in is due."""
 
 
 class BotError(UserError):
@@ -65,6 +71,11 @@ class LichessBot:
         self.api: LichessApi | None = None
         self.outbox: Outbox | None = None
         self.context: BotContext | None = None
+        self.bot_games = BotGameCounter(config.count_file, config.matchmaking.bot_games_per_day)
+        self.matchmaker: Matchmaker | None = None
+        self._sleeping: set[str] = set()
+        self._correspondence: set[str] = set()
+        self._housekeeper = threading.Thread(target=self._housekeeping, name="housekeeping", daemon=True)
 
     def __repr__(self) -> str:
         return f"<LichessBot {self.config.url}>"  # never the token
@@ -83,6 +94,7 @@ class LichessBot:
             self.outbox.start()
             try:
                 self._connect()
+                self._housekeeper.start()
                 self._event_loop()
             except BotStopped:
                 pass
@@ -92,6 +104,8 @@ class LichessBot:
                 for worker in self.workers():
                     worker.thread.join(timeout=max(0.0, deadline - time.monotonic()))
                 self.outbox.thread.join(timeout=max(0.0, deadline - time.monotonic()))
+                if self._housekeeper.ident is not None:
+                    self._housekeeper.join(timeout=max(0.0, deadline - time.monotonic()))
                 self.api.close()
                 LOG.info("bot stopped")
 
@@ -120,7 +134,11 @@ class LichessBot:
                  self.config.games.pgn_dir)
         assert self.outbox is not None
         self.context = BotContext(self.api, self.config, str(self.account.get("id") or name).lower(), name,
-                                  self.move_choosers, self.stop_event, self.outbox, self.queue_status)
+                                  self.move_choosers, self.stop_event, self.outbox, self.queue_status,
+                                  self._count_bot_game)
+        if self.config.matchmaking.enabled:
+            self.matchmaker = Matchmaker(self.api, self.config, self.bot_games, self.context.account_id,
+                                         self.busy_games)
         try:
             ongoing = self.api.ongoing_games()
         except BotStopped:
@@ -170,16 +188,29 @@ class LichessBot:
             if kind == "challenge":
                 self._on_challenge(event.get("challenge") or {})
             elif kind == "gameStart" and _game_id(event):
+                if self.matchmaker is not None:
+                    self.matchmaker.on_game_start(_game_id(event))
                 self._start_game(_game_id(event))
             elif kind == "gameFinish":
+                game_id = _game_id(event)
                 with self._lock:
-                    worker = self._workers.get(_game_id(event))
+                    worker = self._workers.get(game_id)
+                    asleep = game_id in self._sleeping
                 if worker is not None:
                     worker.wake.set()  # a worker waiting to reconnect reads the final state now
+                elif asleep:
+                    self._start_game(game_id)  # a correspondence game ended while asleep: read and save it
             elif kind in ("challengeCanceled", "challengeDeclined"):
-                challenge_id = str((event.get("challenge") or {}).get("id"))
+                challenge = event.get("challenge") or {}
+                challenge_id = str(challenge.get("id"))
                 with self._lock:
                     self._pending.pop(challenge_id, None)
+                if self.matchmaker is not None:
+                    if kind == "challengeDeclined":
+                        self.matchmaker.on_declined(challenge_id, str(challenge.get("declineReasonKey")
+                                                                      or challenge.get("declineReason") or "?"))
+                    else:
+                        self.matchmaker.on_canceled(challenge_id)
                 LOG.info("challenge %s: %s", challenge_id, kind)
             else:
                 LOG.debug("ignoring event %r", kind)
@@ -200,6 +231,16 @@ class LichessBot:
             if challenge_id in self._pending or challenge_id in self._workers or challenge_id in self._answering:
                 return  # sent again after a reconnect, already answered (or its answer is on its way)
         reason = decline_reason(challenge, self.config.challenge, self.busy_games())
+        if reason is None and is_bot(challenger) and self.bot_games.reached():
+            reason = "later"  # Lichess's daily limit on games against bots
+            LOG.info("challenge %s from the bot %s: %d games against bots today, the limit", challenge_id, who,
+                     self.bot_games.count())
+        if reason is None and str(challenge.get("speed")) == "correspondence":
+            with self._lock:
+                if len(self._correspondence) >= self.config.challenge.max_correspondence_games:
+                    reason = "later"
+        if reason is None and is_bot(challenger):
+            self.bot_games.add(challenge_id)  # counted now (the game's id is the challenge's), so a burst stops at the limit
         self._answer(challenge_id, who, reason, challenge)
 
     def _answer(self, challenge_id: str, who: str, reason: str | None, challenge: dict[str, Any]) -> None:
@@ -264,6 +305,7 @@ class LichessBot:
     def _start_game(self, game_id: str) -> None:
         with self._lock:
             self._pending.pop(game_id, None)
+            self._sleeping.discard(game_id)
             worker = self._workers.get(game_id)
             if worker is not None:
                 return  # already being played (gameStart again after a reconnect)
@@ -277,8 +319,45 @@ class LichessBot:
         with self._lock:
             if worker.result is not None:
                 self.results[worker.game_id] = worker.result
+                self._correspondence.discard(worker.game_id)
+            if worker.correspondence and worker.result is None:
+                self._correspondence.add(worker.game_id)
+            if worker.sleeping:
+                self._sleeping.add(worker.game_id)
             if self._workers.get(worker.game_id) is worker:
                 del self._workers[worker.game_id]  # a later gameStart (a game given up on) starts it again
+
+    def _count_bot_game(self, game_id: str) -> None:
+        self.bot_games.add(game_id)
+
+    # ------------------------------------------------------------------ housekeeping
+    def _housekeeping(self) -> None:
+        """Matchmaking and correspondence check-ins, in their own thread (never the event stream's)."""
+        next_checkin = time.monotonic() + self.config.correspondence.checkin_seconds
+        while not self.stop_event.wait(HOUSEKEEPING_SECONDS):
+            try:
+                if self.matchmaker is not None:
+                    self.matchmaker.tick()
+                if time.monotonic() >= next_checkin:
+                    next_checkin = time.monotonic() + self.config.correspondence.checkin_seconds
+                    self._correspondence_checkin()
+            except BotStopped:
+                return
+            except Exception as exc:  # a failed check is tried again at the next round
+                LOG.warning("housekeeping: %s", describe(exc))
+
+    def _correspondence_checkin(self) -> None:
+        """Wake the sleeping correspondence games where it is the bot's move (or that have ended)."""
+        with self._lock:
+            sleeping = set(self._sleeping)
+        if not sleeping:
+            return
+        assert self.api is not None
+        ongoing = {str(g.get("gameId") or g.get("id") or ""): g for g in self.api.ongoing_games()}
+        for game_id in sorted(sleeping):
+            game = ongoing.get(game_id)
+            if game is None or game.get("isMyTurn"):  # gone from the list: ended; read its end
+                self._start_game(game_id)
 
 
 def _game_id(event: dict[str, Any]) -> str:

@@ -8,20 +8,28 @@ late), `correspondence_move_seconds` without a clock.
 answered within the budget, or fails, a random legal move is played and a note says why (as the UCI
 engine does). A policy's illegal sample (`raw`, `retry`) falls back to masked decoding. Sampling is
 seeded from the config's seed and the game's moves, so a replayed position gets the same move.
+
+With `engine.book` (a Polyglot .bin file; off by default) the first `book_depth` plies come from the book
+when it has the position: a move drawn by the book's weights (`book_selection: weighted`, seeded like the
+model's sampling) or its highest-weighted move (`best`).
 """
 
 from __future__ import annotations
 
 import datetime
+import logging
+import random
 import threading
 from typing import Any, Callable
 
 import chess
+import chess.polyglot
 
 from gamegpt.bots.config import EngineSettings
 from gamegpt.engine.decide import clock_budget, model_move, position_seed, random_move
 from gamegpt.games.chess import ChessGame
 
+LOG = logging.getLogger("gamegpt.bots.moves")
 MIN_BUDGET_SECONDS = 0.05
 
 
@@ -66,6 +74,9 @@ class GameMoveChooser:
         if not legal:
             raise ValueError("no legal move")
         seed = position_seed(self.settings.seed, game)
+        book_move = self.book_move(game.board, seed)
+        if book_move is not None:
+            return book_move, "book move"
         if self.player is None:
             return random_move(seed, legal), "no model: random legal move"
         result: dict[str, Any] = {}
@@ -87,6 +98,24 @@ class GameMoveChooser:
         reason = (f"model error ({type(result['error']).__name__}: {result['error']})" if "error" in result
                   else f"no model move within {budget:.2f}s")
         return random_move(seed, legal), f"{reason}: random legal move"
+
+    def book_move(self, board: chess.Board, seed: int) -> chess.Move | None:
+        """The opening book's move for `board` (None: no book, past `book_depth`, or not in the book)."""
+        settings = self.settings
+        if not settings.book or len(board.move_stack) >= settings.book_depth:
+            return None
+        try:
+            with chess.polyglot.open_reader(settings.book) as reader:
+                if settings.book_selection == "best":
+                    entry = reader.find(board)
+                else:
+                    entry = reader.weighted_choice(board, random=random.Random(seed))
+        except IndexError:  # the position is not in the book
+            return None
+        except (OSError, ValueError) as exc:
+            LOG.warning("opening book %s unreadable (%s): the model plays", settings.book, exc)
+            return None
+        return entry.move if entry.move in board.legal_moves else None
 
     def _decide(self, game: ChessGame, seed: int) -> tuple[chess.Move, str | None]:
         move, notes = model_move(self.player, game, seed, fallback="mask")
