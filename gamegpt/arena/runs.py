@@ -10,6 +10,10 @@ games, keep the summary and the PGN export up to date; a `RunHooks` subclass say
 checks, the summary's content, the PGN's headers). `indexed_records` plays the pending indices, in this
 process or in worker processes (spawned, each with its own players and engine processes; a worker ends
 itself when the main process dies, even by SIGKILL, and its engines then read end-of-file and quit).
+With `games_at_once` > 1, each process plays that many games at once in threads, each thread with players
+of its own, and their model moves are decoded together in one forward pass per step
+(`gamegpt.engine.batched`). With `ray` (an address, or "auto"), the games go to actors on a Ray cluster
+instead (`gamegpt.arena.ray_runs`); the records land in the same file, in the same form.
 """
 
 from __future__ import annotations
@@ -157,7 +161,7 @@ class RunOutcome:
 def play_run(job: IndexedGames, hooks: RunHooks, *, records_path: Path, summary_path: Path,
              settings: dict[str, Any], n_games: int, workers: int = 1, progress: bool = True,
              label: str = "self-play", run: str = "self-play run", description: str | None = None,
-             local_state: Any = None) -> RunOutcome:
+             local_state: Any = None, games_at_once: int = 1, ray: str | None = None) -> RunOutcome:
     """Play the games 0..n_games-1 that `records_path` lacks, appending their records as they finish.
 
     First refuses (UserError) a summary with other settings or records not of this run (`read_summary`,
@@ -167,8 +171,17 @@ def play_run(job: IndexedGames, hooks: RunHooks, *, records_path: Path, summary_
     `description` (else `label`) unless `progress` is False, and at the end, also an interrupted one,
     writes the summary again and rebuilds the PGN: an error there is raised only when every game was
     played (after a failure, the first error is the one to report). `label` and `run` name the run in
-    messages ("self-play" workers, not one "self-play run").
+    messages ("self-play" workers, not one "self-play run"). `games_at_once` games are played at once by
+    each process (threads, their model moves batched; `local_state` is then not used). With `ray` (an
+    address or "auto"; Ray is imported only then), `workers` actors of that Ray cluster play the games
+    (`gamegpt.arena.ray_runs.ray_records`).
     """
+    if games_at_once < 1:
+        raise UserError(f"games at once must be >= 1, got {games_at_once}")
+    if ray is not None:
+        from gamegpt.arena.ray_runs import connect
+
+        connect(ray)  # fails (one line) before any file is written when Ray or the cluster is missing
     previous = read_summary(summary_path, records_path, settings)
     if previous is not None:
         hooks.check_summary(previous)
@@ -178,7 +191,10 @@ def play_run(job: IndexedGames, hooks: RunHooks, *, records_path: Path, summary_
     for record in existing:
         hooks.add(record)
     pending = [index for index in range(n_games) if index not in done]
-    workers = max(1, min(workers, len(pending)))
+    if ray is None:
+        workers = max(1, min(workers, -(-len(pending) // games_at_once)))
+    if games_at_once > 1:
+        local_state = None  # each thread builds its own players
 
     def write_summary(games: int) -> None:
         write_json_atomic(summary_path, {"settings": settings, "created": created, "games": games,
@@ -192,8 +208,8 @@ def play_run(job: IndexedGames, hooks: RunHooks, *, records_path: Path, summary_
         with RecordWriter(records_path) as writer, tqdm(
             total=n_games, initial=len(done), disable=not progress, desc=description or label, unit="game",
             smoothing=0.1,
-        ) as bar, indexed_records(job, pending, workers, label=label,
-                                  local_state=local_state if workers == 1 else None) as records:
+        ) as bar, _records(job, pending, workers, label=label, local_state=local_state if workers == 1 else None,
+                           games_at_once=games_at_once, ray=ray) as records:
             for record in records:
                 writer.write(record)
                 hooks.add(record)
@@ -219,13 +235,129 @@ def _export_pgn(hooks: RunHooks, records_path: Path, created: str, *, must_succe
         return None
 
 
+def _records(job: IndexedGames, pending: Sequence[int], workers: int, *, label: str, local_state: Any,
+             games_at_once: int, ray: str | None) -> Any:
+    """The context of the records of the pending games: on Ray with `ray`, else here (`indexed_records`)."""
+    if ray is not None:
+        from gamegpt.arena.ray_runs import ray_records
+
+        return ray_records(job, pending, workers, address=ray, label=label, games_at_once=games_at_once)
+    return indexed_records(job, pending, workers, label=label, local_state=local_state, games_at_once=games_at_once)
+
+
+class StatePool:
+    """Job states for playing up to `games_at_once` games at once in threads of one process: each game
+    takes a state nobody is using (built on first need), so players are never shared between threads.
+    With `games_at_once` > 1 a `batched_decoding` scope is open for the pool's life, so the model players
+    the states build share one batched decoder per model. `close` closes every state."""
+
+    def __init__(self, job: IndexedGames, games_at_once: int) -> None:
+        from contextlib import ExitStack
+
+        self.job = job
+        self._free: queue_module.SimpleQueue[Any] = queue_module.SimpleQueue()
+        self._states: list[Any] = []
+        self._lock = threading.Lock()
+        self._scope = ExitStack()
+        if games_at_once > 1:
+            from gamegpt.engine.batched import batched_decoding
+
+            self._scope.enter_context(batched_decoding())
+
+    def play(self, index: int) -> GameRecord:
+        try:
+            state = self._free.get_nowait()
+        except queue_module.Empty:
+            with self._lock:
+                state = self.job.open()
+                self._states.append(state)
+        try:
+            return self.job.play(state, index)
+        finally:
+            self._free.put(state)
+
+    def close(self) -> None:
+        try:
+            for state in self._states:
+                self.job.close(state)
+        finally:
+            self._states = []
+            self._scope.close()
+
+
+def _play_in_threads(pool: StatePool, next_index: Callable[[], int | None], emit: Callable[[str, Any], None],
+                     threads: int, stop: threading.Event) -> list[threading.Thread]:
+    """Start `threads` threads that play the indices `next_index` gives (until None or `stop`), handing
+    ("record", GameRecord) or ("error", exception) to `emit`; an error sets `stop`."""
+
+    def loop() -> None:
+        while not stop.is_set():
+            index = next_index()
+            if index is None:
+                return
+            try:
+                record = pool.play(index)
+            except Exception as exc:  # noqa: BLE001 - handed to the collecting thread, which raises it
+                stop.set()
+                emit("error", exc)
+                return
+            emit("record", record)
+
+    started = [threading.Thread(target=loop, name=f"game-{n}", daemon=True) for n in range(threads)]
+    for thread in started:
+        thread.start()
+    return started
+
+
+def _local_threaded_records(job: IndexedGames, pending: Sequence[int], games_at_once: int) -> Iterator[GameRecord]:
+    """The records of `pending`, played in this process `games_at_once` at a time (in finishing order)."""
+    pool = StatePool(job, games_at_once)
+    indices = iter(list(pending))
+    lock = threading.Lock()
+    results: queue_module.SimpleQueue[tuple[str, Any]] = queue_module.SimpleQueue()
+    stop = threading.Event()
+
+    def next_index() -> int | None:
+        with lock:
+            return next(indices, None)
+
+    threads = _play_in_threads(pool, next_index, lambda kind, payload: results.put((kind, payload)),
+                               min(games_at_once, len(pending)), stop)
+    try:
+        received = 0
+        while received < len(pending):
+            try:
+                kind, payload = results.get(timeout=0.5)
+            except queue_module.Empty:
+                if not any(thread.is_alive() for thread in threads) and results.empty():
+                    raise UserError(f"the game threads ended with {len(pending) - received} games unplayed") from None
+                continue
+            if kind == "error":
+                raise payload
+            received += 1
+            yield payload
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=60)  # each finishes the game it is playing
+        pool.close()
+
+
 @contextmanager
 def indexed_records(job: IndexedGames, pending: Sequence[int], workers: int, *, label: str = "self-play",
-                    local_state: Any = None) -> Iterator[Iterator[GameRecord]]:
+                    local_state: Any = None, games_at_once: int = 1) -> Iterator[Iterator[GameRecord]]:
     """The records of the `pending` games as they finish: in this process (in index order) when `workers`
     is 1, with `local_state` (else `job.open()`, closed at the end), or from `workers` spawned processes
     (in finishing order). Leaving the block ends the processes. A worker's exception is raised here; a
-    worker that dies gives a UserError naming it (`label` names the run in messages)."""
+    worker that dies gives a UserError naming it (`label` names the run in messages). With `games_at_once`
+    > 1, each process plays that many games at once (threads; `StatePool`), in finishing order."""
+    if workers == 1 and games_at_once > 1 and pending:
+        records = _local_threaded_records(job, pending, games_at_once)
+        try:
+            yield records
+        finally:
+            records.close()
+        return
     if workers == 1 or not pending:
         state = job.open() if local_state is None and pending else local_state
         try:
@@ -242,7 +374,8 @@ def indexed_records(job: IndexedGames, pending: Sequence[int], workers: int, *, 
     for _ in range(workers):
         tasks.put(None)  # one stop sign per worker
     name = label.replace(" ", "").replace("-", "")
-    processes = [context.Process(target=_worker, args=(job, tasks, results), name=f"{name}-worker-{n}", daemon=True)
+    processes = [context.Process(target=_worker, args=(job, tasks, results, games_at_once), name=f"{name}-worker-{n}",
+                                 daemon=True)
                  for n in range(workers)]
     for process in processes:
         process.start()
@@ -283,11 +416,15 @@ def _collect(results: Any, processes: list[Any], expected: int, label: str) -> I
         yield payload
 
 
-def _worker(job: IndexedGames, tasks: Any, results: Any) -> None:
+def _worker(job: IndexedGames, tasks: Any, results: Any, games_at_once: int = 1) -> None:
     """A worker process: open the job's state once, then play the game indices from `tasks` until a None,
-    putting ("record", GameRecord) on `results`, or ("error", exception) and stopping."""
+    putting ("record", GameRecord) on `results`, or ("error", exception) and stopping. With `games_at_once`
+    > 1, that many threads play (each with its own state, `StatePool`)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
     threading.Thread(target=exit_with_parent, daemon=True).start()
+    if games_at_once > 1:
+        _threaded_worker(job, tasks, results, games_at_once)
+        return
     state: Any = None
     try:
         state = job.open()
@@ -298,6 +435,32 @@ def _worker(job: IndexedGames, tasks: Any, results: Any) -> None:
     finally:
         if state is not None:
             job.close(state)
+
+
+def _threaded_worker(job: IndexedGames, tasks: Any, results: Any, games_at_once: int) -> None:
+    """`_worker`'s loop with `games_at_once` threads taking indices from `tasks` (one stop sign ends them all)."""
+    pool = StatePool(job, games_at_once)
+    lock = threading.Lock()
+    stop = threading.Event()
+    exhausted = False
+
+    def next_index() -> int | None:
+        nonlocal exhausted
+        with lock:
+            if exhausted or stop.is_set():
+                return None
+            index = tasks.get()
+            exhausted = index is None
+            return index  # type: ignore[no-any-return]
+
+    def emit(kind: str, payload: Any) -> None:
+        results.put((kind, _picklable(payload) if kind == "error" else payload))
+
+    try:
+        for thread in _play_in_threads(pool, next_index, emit, games_at_once, stop):
+            thread.join()
+    finally:
+        pool.close()
 
 
 def _picklable(exc: Exception) -> Exception:

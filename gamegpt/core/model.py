@@ -159,6 +159,94 @@ class KVCache:
         self._length += n
 
 
+class RaggedKVCache:
+    """Keys and values of many independent sequences ("slots"), each with its own length, for decoding many
+    games in one forward pass (`GPT.forward_ragged`): each pass feeds any subset of the slots a few new
+    tokens each, as many as each needs.
+
+    Tensors are (slots, n_head, block_size, head_dim), allocated on first use and grown (copied) when
+    slots are added (`resize`). `lengths[s]` is the number of positions slot s holds.
+    """
+
+    def __init__(self, config: GPTConfig, slots: int = 0) -> None:
+        self.config = config
+        self.lengths: list[int] = [0] * slots
+        self.keys: list[torch.Tensor] = []
+        self.values: list[torch.Tensor] = []
+
+    @property
+    def slots(self) -> int:
+        return len(self.lengths)
+
+    def resize(self, slots: int) -> None:
+        """Hold `slots` slots: new ones start empty, those beyond `slots` are dropped."""
+        if slots < 0:
+            raise ValueError(f"slots must be >= 0, got {slots}")
+        self.lengths = self.lengths[:slots] + [0] * max(0, slots - len(self.lengths))
+        if self.keys and self.keys[0].shape[0] < slots:
+            capacity = max(slots, 2 * self.keys[0].shape[0])
+            self.keys = [self._grown(t, capacity) for t in self.keys]
+            self.values = [self._grown(t, capacity) for t in self.values]
+
+    @staticmethod
+    def _grown(tensor: torch.Tensor, capacity: int) -> torch.Tensor:
+        grown = tensor.new_zeros((capacity, *tensor.shape[1:]))
+        grown[:tensor.shape[0]] = tensor
+        return grown
+
+    def truncate(self, slot: int, n: int) -> None:
+        """Keep only the first `n` positions of `slot` (0 <= n <= its length)."""
+        if not 0 <= n <= self.lengths[slot]:
+            raise ValueError(f"cannot truncate slot {slot} of length {self.lengths[slot]} to {n}")
+        self.lengths[slot] = n
+
+    def _allocate(self, dtype: torch.dtype, device: torch.device) -> None:
+        c = self.config
+        if self.keys and self.keys[0].dtype == dtype and self.keys[0].device == device:
+            return
+        if any(self.lengths):
+            raise ValueError("the cache was filled with another dtype or device")
+        shape = (max(1, self.slots), c.n_head, c.block_size, c.head_dim)
+        self.keys = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(c.n_layer)]
+        self.values = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(c.n_layer)]
+
+
+class RaggedStep:
+    """One forward pass of `GPT.forward_ragged`: which slots read how many new tokens, from which position.
+    The attention layers hand it their queries, keys and values (`attend`)."""
+
+    def __init__(self, cache: RaggedKVCache, slots: list[int], counts: list[int], device: torch.device) -> None:
+        self.cache = cache
+        starts = [cache.lengths[s] for s in slots]
+        width = max(counts)
+        self.span = max(start + count for start, count in zip(starts, counts))
+        """Key positions any row reads: the longest slot after this pass."""
+        self.leading = slots == list(range(len(slots)))  # the first slots in order: a view, no copy
+        self.rows = torch.tensor(slots, dtype=torch.long, device=device)
+        rows, times = zip(*[(row, t) for row, count in enumerate(counts) for t in range(count)])
+        self.row_index = torch.tensor(rows, dtype=torch.long, device=device)
+        self.time_index = torch.tensor(times, dtype=torch.long, device=device)
+        self.slot_index = self.rows[self.row_index]
+        start = torch.tensor(starts, dtype=torch.long, device=device)
+        self.positions = start[:, None] + torch.arange(width, device=device)[None, :]  # (rows, width)
+        self.write_positions = self.positions[self.row_index, self.time_index]
+        key_positions = torch.arange(self.span, device=device)
+        # query t of a row (absolute position start + t) sees keys 0..start + t of its own slot
+        self.mask = (key_positions[None, None, None, :] <= self.positions[:, None, :, None])
+
+    def attend(self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """Store the real (not padding) new keys and values of `layer` in their slots, then attend."""
+        keys, values = self.cache.keys[layer], self.cache.values[layer]
+        keys[self.slot_index, :, self.write_positions] = k.transpose(1, 2)[self.row_index, self.time_index]
+        values[self.slot_index, :, self.write_positions] = v.transpose(1, 2)[self.row_index, self.time_index]
+        if self.leading:
+            held_k, held_v = keys[:len(self.rows), :, :self.span], values[:len(self.rows), :, :self.span]
+        else:
+            held_k = keys[:, :, :self.span].index_select(0, self.rows)
+            held_v = values[:, :, :self.span].index_select(0, self.rows)
+        return F.scaled_dot_product_attention(q, held_k, held_v, attn_mask=self.mask)
+
+
 class CausalSelfAttention(nn.Module):
     """Multi-head causal self-attention; with a cache, new queries attend to cached keys too."""
 
@@ -172,13 +260,17 @@ class CausalSelfAttention(nn.Module):
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
         self.resid_dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cache: "KVCache | RaggedStep | None" = None) -> torch.Tensor:
         B, T, C = x.shape
         q, k, v = self.c_attn(x).split(self.n_embd, dim=2)
         # (B, T, C) -> (B, n_head, T, head_dim)
         q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
         k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
         v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+        if isinstance(cache, RaggedStep):  # many sequences of different lengths (GPT.forward_ragged)
+            y = cache.attend(self.layer, q, k, v).transpose(1, 2).contiguous().view(B, T, C)
+            ragged: torch.Tensor = self.c_proj(y)
+            return ragged
         past = 0
         if cache is not None:
             past = cache.length
@@ -227,7 +319,7 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
         self.mlp = MLP(config)
 
-    def forward(self, x: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cache: "KVCache | RaggedStep | None" = None) -> torch.Tensor:
         x = x + self.attn(self.ln_1(x), cache)
         x = x + self.mlp(self.ln_2(x))
         return x
@@ -345,6 +437,42 @@ class GPT(nn.Module):
         if targets is not None:
             loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), targets.reshape(-1), ignore_index=-1)
         return logits, loss
+
+    @torch.no_grad()
+    def forward_ragged(self, tokens: list[list[int]], slots: list[int], cache: RaggedKVCache) -> torch.Tensor:
+        """Next-token logits (len(slots), vocab) for several sequences at once: `tokens[i]` (at least one)
+        are the tokens slot `slots[i]` of `cache` has not seen; each slot grows by its count. Rows are
+        padded to the longest; padding is neither stored nor seen by real tokens. Inference only (no
+        dropout). Raises ValueError for a slot named twice, no tokens, or more than `block_size`."""
+        if len(tokens) != len(slots) or not slots:
+            raise ValueError("forward_ragged needs one token list per slot, and at least one slot")
+        if len(set(slots)) != len(slots):
+            raise ValueError("a slot is named twice in one forward pass")
+        counts = [len(t) for t in tokens]
+        for slot, count in zip(slots, counts):
+            if count == 0:
+                raise ValueError(f"slot {slot} is given no tokens")
+            if cache.lengths[slot] + count > self.config.block_size:
+                raise ValueError(f"slot {slot}: {cache.lengths[slot]} cached + {count} new tokens exceed "
+                                 f"block_size {self.config.block_size}")
+        weight = self.transformer.wte.weight
+        cache._allocate(weight.dtype, weight.device)
+        width = max(counts)
+        idx = torch.zeros((len(slots), width), dtype=torch.long)
+        for row, row_tokens in enumerate(tokens):
+            idx[row, :len(row_tokens)] = torch.tensor(row_tokens, dtype=torch.long)
+        idx = idx.to(weight.device)
+        step = RaggedStep(cache, list(slots), counts, weight.device)
+        positions = step.positions.clamp(max=self.config.block_size - 1)  # padding may run past the block
+        x = self.transformer.wte(idx) + self.transformer.wpe(positions)
+        for block in self.transformer.h:
+            x = block(x, step)
+        last = torch.tensor(counts, device=weight.device) - 1
+        x = self.transformer.ln_f(x[torch.arange(len(slots), device=weight.device), last])
+        for slot, count in zip(slots, counts):
+            cache.lengths[slot] += count
+        logits: torch.Tensor = self.lm_head(x)
+        return logits
 
     def configure_optimizer(
         self, weight_decay: float, lr: float, betas: tuple[float, float], device_type: str,

@@ -23,6 +23,7 @@ later move, which it never saw in training: expect more illegal samples there (`
 
 from __future__ import annotations
 
+import threading
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Sequence
@@ -58,6 +59,9 @@ def resolve_model_path(name_or_path: str) -> Path:
     names = ", ".join(model_names()) or "none"
     raise UserError(f"model not found: {name_or_path} (neither a path nor a model name; names: {names}, "
                     f"looked up in {', '.join(str(d) for d in model_dirs())})")
+
+
+_LOADING = threading.Lock()  # threads playing games at once load a model once, not once each
 
 
 @lru_cache(maxsize=8)
@@ -145,14 +149,18 @@ class ModelPlayer(Player):
         if tokens == self._cached_tokens and self._last_logits is not None:
             return self._last_logits
         common = self._common_prefix_length(tokens)
-        self._cache.truncate(common)
-        new = torch.tensor([tokens[common:]], dtype=torch.long, device=self.device)
-        logits, _ = self.model(new, cache=self._cache)
+        self._last_logits = self._read(common, tokens[common:])
         self.forward_passes += 1
-        self.tokens_read += new.shape[1]
+        self.tokens_read += len(tokens) - common
         self._cached_tokens = tokens
-        self._last_logits = logits[0, -1]
         return self._last_logits
+
+    def _read(self, keep: int, new_tokens: list[int]) -> torch.Tensor:
+        """Keep the first `keep` cached positions, feed `new_tokens`, return the next token's logits (1-D)."""
+        self._cache.truncate(keep)
+        new = torch.tensor([new_tokens], dtype=torch.long, device=self.device)
+        logits, _ = self.model(new, cache=self._cache)
+        return logits[0, -1]
 
     def _common_prefix_length(self, tokens: list[int]) -> int:
         """How many leading tokens the cache can keep for `tokens`: the common prefix with the cached
@@ -257,8 +265,14 @@ def load_model_player(path: str, game: str | None = None, *, device: str = "cpu"
     there (ConfigError for a bad value)."""
     resolved = resolve_model_path(path)
     decoding = (settings or DecodingSettings()).replace(**changes)
-    model, codec, _ = _load(str(resolved.resolve()), device)
+    with _LOADING:
+        model, codec, _ = _load(str(resolved.resolve()), device)
     played = codec.new_game().name
     if game is not None and played != game:
         raise UserError(f"model {path} plays {played}, not {game}")
+    from gamegpt.engine.batched import BatchedModelPlayer, shared_decoder
+
+    decoder = shared_decoder(model)  # None unless this process decodes games in batches (batched_decoding)
+    if decoder is not None:
+        return BatchedModelPlayer(decoder, codec, settings=decoding, label=label or resolved.name)
     return ModelPlayer(model, codec, settings=decoding, label=label or resolved.name)

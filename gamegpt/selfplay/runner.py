@@ -52,12 +52,17 @@ def run_selfplay(
     progress: bool = True,
     workers: int = 1,
     game_options: dict[str, Any] | None = None,
+    games_at_once: int = 1,
+    ray: str | None = None,
 ) -> SelfplayResult:
     """Play the games of indices 0..n_games-1 not yet in `out` between `player_specs[0]` (moves first)
     and `[1]`, on `workers` processes. `game_options` go to the game's constructor (chess:
     `{"claim_draws": True}` ends games on the 50-move rule and threefold repetition); `max_plies`
     adjudicates a longer game a draw. The results do not depend on `workers` when the players are
-    deterministic. Raises UserError for bad settings or a records file that is not of this run."""
+    deterministic. `games_at_once` games are played at once by each process, their model moves decoded
+    in one batched forward pass (same moves). With `ray` (a Ray address or "auto"), `workers` actors of
+    that cluster play the games and this process writes their records (`gamegpt.arena.ray_runs`). Raises
+    UserError for bad settings or a records file that is not of this run."""
     if n_games < 0:
         raise UserError(f"the game count must be >= 0, got {n_games}")
     if workers < 1:
@@ -73,7 +78,7 @@ def run_selfplay(
         settings["game_options"] = game_options
     new_game(game, **game_options)  # an unknown game or option fails here, before any work
     players = [make_player(spec, game) for spec in player_specs]  # bad specs fail here, in one clear line
-    if workers > 1:
+    if workers > 1 or games_at_once > 1 or ray is not None:
         _close_all(players)  # each worker builds its own; these only checked the specs (engines start lazily)
         players = []
     hooks = _SelfplayHooks(game, records_path)
@@ -81,7 +86,8 @@ def run_selfplay(
         outcome = play_run(_Job(game, list(player_specs), game_options, seed, max_plies), hooks,
                            records_path=records_path, summary_path=summary_path, settings=settings,
                            n_games=n_games, workers=workers, progress=progress, label="self-play",
-                           run="self-play run", description=f"self-play {game}", local_state=players if workers == 1 else None)
+                           run="self-play run", description=f"self-play {game}", local_state=players if workers == 1 else None,
+                           games_at_once=games_at_once, ray=ray)
     finally:
         _close_all(players)
     return SelfplayResult(records_path, summary_path, outcome.games_total, outcome.games_new, dict(hooks.results),
