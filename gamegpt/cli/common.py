@@ -39,6 +39,20 @@ class Command(_UserErrorsExit2, click.Command):
 
 
 THREADS_HELP = "torch CPU threads (1 is fastest for play and evaluation of small models)"
+RAY_HELP = ("play the games on a Ray cluster: auto (the one `ray start` runs on this machine), local (a private "
+            "one), or its ADDRESS; records are written here as usual (needs pip install 'gamegpt[ray]')")
+GAMES_AT_ONCE_HELP = "games each process plays at once, their model moves decoded in one batched forward pass"
+
+
+def workers_or_default(workers: int | None, ray: str | None, local_default: int) -> int:
+    """`workers` if given, else one per CPU of the Ray cluster with `ray`, else `local_default`."""
+    if workers is not None:
+        return workers
+    if ray is not None:
+        from gamegpt.arena.ray_runs import cluster_cpus
+
+        return cluster_cpus(ray)
+    return local_default
 
 
 def floats(text: str) -> list[float]:

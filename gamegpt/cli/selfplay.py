@@ -23,7 +23,8 @@ import json
 import click
 
 from gamegpt.arena.specs import with_noise
-from gamegpt.cli.common import Group, THREADS_HELP, set_threads, stockfish_for_workers
+from gamegpt.cli.common import (GAMES_AT_ONCE_HELP, Group, RAY_HELP, THREADS_HELP, set_threads, stockfish_for_workers,
+                                workers_or_default)
 from gamegpt.errors import UserError
 
 
@@ -42,8 +43,14 @@ def selfplay() -> None:
 @click.option("--enumerate", "enumerate_", is_flag=True,
               help="write every game where one side follows Newell–Simon and the other plays every legal move")
 @click.option("--threads", type=int, default=1, show_default=True, help=THREADS_HELP)
+@click.option("--workers", type=int, default=None, help="processes (or Ray actors) playing games  [default: 1; "
+              "with --ray, one per CPU of the cluster]")
+@click.option("--games-at-once", type=int, default=1, show_default=True, help=GAMES_AT_ONCE_HELP)
+@click.option("--ray", "ray", default=None, metavar="auto|local|ADDRESS", help=RAY_HELP)
+@click.option("--no-progress", is_flag=True, help="no progress bar")
 def selfplay_tictactoe(first: str, second: str, noise: float | None, games: int, seed: int, out: str,
-                       enumerate_: bool, threads: int) -> None:
+                       enumerate_: bool, threads: int, workers: int | None, games_at_once: int, ray: str | None,
+                       no_progress: bool) -> None:
     """Tic-tac-toe self-play. Player specs: newell-simon, random, human, model:path=P,temperature=T;
     any spec takes noise=P (a random legal move with probability P)."""
     from gamegpt.selfplay.runner import run_selfplay, write_enumeration
@@ -57,7 +64,8 @@ def selfplay_tictactoe(first: str, second: str, noise: float | None, games: int,
     else:
         set_threads(threads)
         specs = [with_noise(spec, noise) for spec in (first, second)]
-        result = run_selfplay("tictactoe", specs, n_games=games, seed=seed, out=out)
+        result = run_selfplay("tictactoe", specs, n_games=games, seed=seed, out=out, progress=not no_progress,
+                              workers=workers_or_default(workers, ray, 1), games_at_once=games_at_once, ray=ray)
         click.echo(f"{result.games_new} new games, {result.games_total} in all; results {result.results}")
     click.echo(f"wrote {result.records_path} and {result.summary_path}")
 
@@ -80,7 +88,10 @@ PRESETS: dict[str, tuple[str, str]] = {
                    "from 0-9 (5000 nodes)")
 @click.option("--games", type=int, default=1000, show_default=True, help="total games wanted in --out")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--workers", type=int, default=None, help="processes playing games  [default: the number of CPUs]")
+@click.option("--workers", type=int, default=None, help="processes (or Ray actors) playing games  [default: the "
+              "number of CPUs; with --ray, of the cluster's CPUs]")
+@click.option("--games-at-once", type=int, default=1, show_default=True, help=GAMES_AT_ONCE_HELP)
+@click.option("--ray", "ray", default=None, metavar="auto|local|ADDRESS", help=RAY_HELP)
 @click.option("--max-plies", type=int, default=400, show_default=True, help="a longer game is adjudicated a draw")
 @click.option("--stockfish", "stockfish_path", type=str, default=None,
               help="Stockfish executable  [default: $GAMEGPT_STOCKFISH, else stockfish on PATH, else "
@@ -89,8 +100,8 @@ PRESETS: dict[str, tuple[str, str]] = {
               help="records file (JSONL; the PGN is written beside it); re-running continues it")
 @click.option("--no-progress", is_flag=True, help="no progress bar")
 def selfplay_chess(white: str | None, black: str | None, noise: float | None, preset: str | None, games: int,
-                   seed: int, workers: int | None, max_plies: int, stockfish_path: str | None, out: str,
-                   no_progress: bool) -> None:
+                   seed: int, workers: int | None, games_at_once: int, ray: str | None, max_plies: int,
+                   stockfish_path: str | None, out: str, no_progress: bool) -> None:
     """Chess self-play. Player specs: stockfish:skill=N|A-B,elo=E,nodes=N,depth=D,movetime=MS,
     uci:cmd=ENGINE,nodes=N, random, model:path=P; any spec takes noise=P (a random legal move with
     probability P). Games end by the rules, by a claimable draw (50 moves, threefold repetition), or as a
@@ -106,11 +117,10 @@ def selfplay_chess(white: str | None, black: str | None, noise: float | None, pr
         noise = None if preset is not None else DEFAULT_NOISE
     if noise is not None and not 0.0 <= noise <= 1.0:
         raise UserError(f"--noise must be in [0, 1], got {noise:g}")
-    if workers is None:
-        workers = default_workers()
     specs = [with_noise(spec or DEFAULT_SPEC, noise) for spec in (white, black)]
     with stockfish_for_workers(stockfish_path):
         result = run_selfplay("chess", specs, n_games=games, seed=seed, out=out, max_plies=max_plies,
-                              progress=not no_progress, workers=workers, game_options={"claim_draws": True})
+                              progress=not no_progress, workers=workers_or_default(workers, ray, default_workers()),
+                              game_options={"claim_draws": True}, games_at_once=games_at_once, ray=ray)
     click.echo(f"{result.games_new} new games, {result.games_total} in all; results {result.results}")
     click.echo(f"wrote {result.records_path}, {result.pgn_path} and {result.summary_path}")

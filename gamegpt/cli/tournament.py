@@ -7,7 +7,7 @@ from typing import Sequence
 
 import click
 
-from gamegpt.cli.common import Command, stockfish_for_workers
+from gamegpt.cli.common import GAMES_AT_ONCE_HELP, RAY_HELP, Command, stockfish_for_workers, workers_or_default
 from gamegpt.errors import UserError
 
 
@@ -35,7 +35,10 @@ from gamegpt.errors import UserError
 @click.option("--nodes", type=int, default=None, help="nodes a move for engine specs that state no limit")
 @click.option("--movetime", type=int, default=None, help="ms a move for engine specs that state no limit")
 @click.option("--max-plies", type=int, default=400, show_default=True, help="a longer game is adjudicated a draw")
-@click.option("--workers", type=int, default=None, help="processes playing games  [default: the number of CPUs]")
+@click.option("--workers", type=int, default=None, help="processes (or Ray actors) playing games  [default: the "
+              "number of CPUs; with --ray, of the cluster's CPUs]")
+@click.option("--games-at-once", type=int, default=1, show_default=True, help=GAMES_AT_ONCE_HELP)
+@click.option("--ray", "ray", default=None, metavar="auto|local|ADDRESS", help=RAY_HELP)
 @click.option("--seed", type=int, default=0, show_default=True, help="seeds the games and the opening order")
 @click.option("--anchor", default=None, help="the player whose rating is fixed  [default: Stockfish at UCI_Elo "
               "1350 if playing, else the first player]")
@@ -50,7 +53,8 @@ from gamegpt.errors import UserError
 def tournament(players: Sequence[str], opponents: Sequence[str], ladder: str | None, mode: str | None,
                neighbours: int, book: str | None, opening_count: int, opening_order: str,
                opening_plies: int | None, time_control: str | None, nodes: int | None, movetime: int | None,
-               max_plies: int, workers: int | None, seed: int, anchor: str | None, anchor_rating: float | None,
+               max_plies: int, workers: int | None, games_at_once: int, ray: str | None, seed: int,
+               anchor: str | None, anchor_rating: float | None,
                confidence: float, stockfish_path: str | None, out_dir: str, no_progress: bool) -> None:
     """A chess tournament with Elo ratings. Player specs: model:path=P,temperature=T,policy=mask|retry|raw,
     stockfish:elo=E|skill=N,nodes=N,movetime=MS, uci:cmd=ENGINE, random; any takes noise=P. Name a player
@@ -86,8 +90,7 @@ def tournament(players: Sequence[str], opponents: Sequence[str], ladder: str | N
         openings = [START_POSITION]
     else:
         openings = load_openings(book, count=opening_count, seed=seed, order=opening_order, max_plies=opening_plies)
-    if workers is None:
-        workers = default_workers()
+    workers = workers_or_default(workers, ray, default_workers())
 
     def pairing_done(stats: MatchStats) -> None:
         """A pairing's lines as soon as its last game is in (above the progress bar)."""
@@ -102,7 +105,8 @@ def tournament(players: Sequence[str], opponents: Sequence[str], ladder: str | N
                                 neighbours=neighbours, time_control=clock,
                                 engine_limits=SearchLimits(nodes=nodes, movetime=movetime), max_plies=max_plies,
                                 workers=workers, seed=seed, anchor=anchor, anchor_rating=anchor_rating,
-                                confidence=confidence, progress=not no_progress, on_pairing=pairing_done)
+                                confidence=confidence, progress=not no_progress, on_pairing=pairing_done,
+                                games_at_once=games_at_once, ray=ray)
     click.echo(f"{result.games_new} new games, {result.games_total} of {result.games_scheduled} in all "
                f"({len(openings)} openings, both colours)")
     click.echo(format_standings(result.standings))

@@ -316,6 +316,8 @@ def run_tournament(
     progress: bool = True,
     torch_threads: int | None = 1,
     on_pairing: Callable[[MatchStats], None] | None = None,
+    games_at_once: int = 1,
+    ray: str | None = None,
 ) -> TournamentResult:
     """Play the tournament's games not yet in `out_dir`, on `workers` processes, then rate everybody.
 
@@ -324,7 +326,9 @@ def run_tournament(
     is set in each worker that plays a model (and in this process with one worker). `on_pairing`, when given,
     is called with a pairing's counts when this call plays its last game, unless that is the tournament's
     last game (the result's `pairings` has them all). Re-running with the
-    same arguments continues an interrupted run; more openings (a longer list starting with the same ones)
+    same arguments continues an interrupted run (`games_at_once` and `ray` as in `gamegpt.arena.runs.play_run`:
+    games at once per process with batched model moves, and a Ray cluster's actors playing them); more
+    openings (a longer list starting with the same ones)
     extend it; other settings are refused (UserError). Raises UserError for bad specs, names, limits,
     or a worker that died. An engine that fails during a game (dies, hangs, breaks the protocol) loses that
     game (termination "engine_failure") and is restarted for its next; one that cannot be started or
@@ -363,7 +367,7 @@ def run_tournament(
                              [o.to_dict() for o in openings], on_pairing=on_pairing)
     outcome = play_run(job, hooks, records_path=records_path, summary_path=summary_path, settings=settings,
                        n_games=len(schedule), workers=workers, progress=progress, label="tournament",
-                       run="tournament")
+                       run="tournament", games_at_once=games_at_once, ray=ray)
     records = hooks.records
     result = TournamentResult(out, records_path, pgn_path, summary_path, outcome.games_total, len(schedule),
                               outcome.games_new, standings(records.values(), names))
