@@ -15,7 +15,8 @@ fi
 PYTHON=${PYTHON:-python3}
 # Pin torch first: an unpinned torch would pull several GB of CUDA packages.
 "$PYTHON" -m pip install -q "torch==2.13.0"
-"$PYTHON" -m pip install -q -e ".[test]"
+# The ray extra too, so that CI runs the Ray tests (tests/test_ray.py); users need it only for --ray.
+"$PYTHON" -m pip install -q -e ".[test,ray]"
 
 if [ "${1:-}" != "--install-only" ]; then
   gamegpt eval tictactoe --model tictactoe --temperatures 0,1 --games 200 --out results/eval-tictactoe

@@ -51,15 +51,18 @@ def require_ray() -> Any:
 def connect(address: str) -> Any:
     """Join the Ray cluster at `address` ("auto": the one running on this machine; "local": start a
     private one for this process; else host:port or ray://host:port) unless this process already has;
-    returns the `ray` module. UserError (one line) when Ray is missing or no cluster answers."""
+    returns the `ray` module. UserError (one line) when Ray is missing or no cluster answers. The workers
+    of a cluster joined here import this gamegpt first (its directory leads their PYTHONPATH: the same
+    code where the cluster shares this machine or its file system; install gamegpt on other nodes)."""
     ray = require_ray()
     if ray.is_initialized():
         return ray
+    runtime_env = {"env_vars": {"PYTHONPATH": _package_root() + os.pathsep + "${PYTHONPATH}"}}
     try:
         if address == "local":
-            ray.init(include_dashboard=False, log_to_driver=False)
+            ray.init(include_dashboard=False, log_to_driver=False, runtime_env=runtime_env)
         else:
-            ray.init(address=address, log_to_driver=False)
+            ray.init(address=address, log_to_driver=False, runtime_env=runtime_env)
     except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"no Ray cluster at {address!r} ({first}); start one with `ray start --head`, "
@@ -77,7 +80,8 @@ class GameActor:
     """A Ray actor's body: the job's players for `games_at_once` games at once (`StatePool`), built on first
     need and kept for the actor's life."""
 
-    def __init__(self, job: IndexedGames, games_at_once: int) -> None:
+    def __init__(self, job: IndexedGames, games_at_once: int, env: dict[str, str]) -> None:
+        os.environ.update(env)
         self.pool = StatePool(job, games_at_once)
 
     def play(self, index: int) -> GameRecord:
@@ -91,14 +95,14 @@ class GameActor:
 
 
 def _worker_env() -> dict[str, str]:
-    """The environment the actors need from this process: the GAMEGPT_ variables (Stockfish, models, data)
-    and this gamegpt on their path (same code, when the cluster shares this machine or its file system)."""
-    env = {key: value for key, value in os.environ.items() if key.startswith("GAMEGPT_")}
+    """The environment the actors need from this process: the GAMEGPT_ variables (Stockfish, models, data)."""
+    return {key: value for key, value in os.environ.items() if key.startswith("GAMEGPT_")}
+
+
+def _package_root() -> str:
     import gamegpt
 
-    root = str(Path(gamegpt.__file__).resolve().parents[1])
-    env["PYTHONPATH"] = root + os.pathsep + "${PYTHONPATH}"
-    return env
+    return str(Path(gamegpt.__file__).resolve().parents[1])
 
 
 @contextmanager
@@ -111,8 +115,7 @@ def ray_records(job: IndexedGames, pending: Sequence[int], workers: int, *, addr
     env = _worker_env()
 
     def start() -> Any:
-        return actor_class.options(num_cpus=1, max_concurrency=games_at_once, name=None,
-                                   runtime_env={"env_vars": env}).remote(job, games_at_once)
+        return actor_class.options(num_cpus=1, max_concurrency=games_at_once).remote(job, games_at_once, env)
 
     count = max(1, min(workers, -(-len(pending) // games_at_once))) if pending else 0
     actors = [start() for _ in range(count)]
