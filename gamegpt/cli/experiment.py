@@ -152,3 +152,51 @@ def experiment_chess_recipes(train_records: str, held_out: str, recipes: str, bu
     click.echo(format_recipes_table(summary["rows"]))
     out = Path(out_dir)
     click.echo(f"wrote {out / 'summary.json'}, {out / 'table.txt'}, {out / 'recipes.png'} and {out / 'tournament'}")
+
+
+def _number_list(text: str, option: str, kind: type = float) -> list:  # type: ignore[type-arg]
+    """Comma-separated numbers, or a UserError (one line) naming the option."""
+    try:
+        return [kind(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise UserError(f"{option}: expected comma-separated {'integers' if kind is int else 'numbers'}, "
+                        f"got {text!r}") from None
+
+
+@experiment.command("grokking")
+@click.option("--preset", type=click.Choice(["default", "small", "tiny"]), default="default", show_default=True,
+              help="sizes: default (~30 min on 2 cores), small (~10 min), tiny (seconds, for tests); "
+                   "the options below override it")
+@click.option("--tasks", default=None, help="comma-separated: modular, tictactoe  [default: both]")
+@click.option("--weight-decays", default=None, help="comma-separated AdamW weight decays  [default: 0,0.1,0.3,1]")
+@click.option("--seeds", default=None, help="comma-separated seeds  [default: 0,1,2]")
+@click.option("--steps", type=int, default=None, help="full-batch training steps per run  [default: 3000]")
+@click.option("--modulus", type=int, default=None, help="p of a + b mod p  [default: 97]")
+@click.option("--threshold", type=float, default=None, help="validation accuracy that counts as generalised  [0.95]")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="results/grokking", show_default=True)
+@click.option("--threads", type=int, default=1, show_default=True, help="torch CPU threads")
+@click.option("--no-progress", is_flag=True)
+def experiment_grokking(preset: str, tasks: str | None, weight_decays: str | None, seeds: str | None,
+                        steps: int | None, modulus: int | None, threshold: float | None, out_dir: str, threads: int,
+                        no_progress: bool) -> None:
+    """Grokking: a weight-decay sweep over seeds on a + b mod p (half the pairs to train on) and on
+    Newell–Simon's move in held-out tic-tac-toe positions; train and validation accuracy against log steps,
+    and steps to generalise against weight decay. Re-running continues; other settings are refused."""
+    from gamegpt.experiments.grokking import PRESETS, GrokkingConfig, format_grokking_table, run_grokking
+
+    set_threads(threads)
+    options: dict = PRESETS[preset].copy()  # type: ignore[type-arg]
+    if tasks is not None:
+        options["tasks"] = tuple(t.strip() for t in tasks.split(",") if t.strip())
+    if weight_decays is not None:
+        options["weight_decays"] = tuple(_number_list(weight_decays, "--weight-decays"))
+    if seeds is not None:
+        options["seeds"] = tuple(_number_list(seeds, "--seeds", int))
+    for name, value in (("steps", steps), ("modulus", modulus), ("threshold", threshold)):
+        if value is not None:
+            options[name] = value
+    summary = run_grokking(GrokkingConfig(out_dir=out_dir, **options), progress=not no_progress)
+    click.echo(format_grokking_table(summary))
+    out = Path(out_dir)
+    click.echo(f"wrote {out / 'summary.json'}, {out / 'table.txt'}, {out / 'grokking_curves.png'}, "
+               f"{out / 'steps_to_generalise.png'} and one JSON per run in {out / 'runs'}")
