@@ -31,6 +31,7 @@ def test_every_front_end_starts_from_the_same_defaults() -> None:
     ("top_k", -2, "top_k must be a whole number >= 0"),
     ("threads", 0, "threads must be a whole number >= 1"),
     ("move_overhead_ms", -5, "move_overhead_ms must be a whole number >= 0"),
+    ("avoid_repetition", "maybe", "avoid_repetition must be true or false"),
 ])
 def test_one_check_says_the_same_in_every_front_end(tmp_path: Path, key: str, value: object, needle: str) -> None:
     with pytest.raises(ConfigError, match=needle):
@@ -50,7 +51,7 @@ def test_one_check_says_the_same_in_every_front_end(tmp_path: Path, key: str, va
 
     server = UciServer(out=Lines())  # type: ignore[arg-type]
     uci_name = {"temperature": "Temperature", "policy": "Policy", "top_k": "TopK", "threads": "Threads",
-                "move_overhead_ms": "Move Overhead"}[key]
+                "move_overhead_ms": "Move Overhead", "avoid_repetition": "AvoidRepetition"}[key]
     server.handle(f"setoption name {uci_name} value {value}")
     assert any(needle in line for line in lines), lines
     assert server.options.decoding == DEFAULTS  # the bad value was not taken

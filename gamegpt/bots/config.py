@@ -50,6 +50,7 @@ class EngineSettings:
     seed: int = DEFAULTS.seed
     threads: int = DEFAULTS.threads
     move_overhead_ms: int = DEFAULTS.move_overhead_ms
+    avoid_repetition: bool = DEFAULTS.avoid_repetition
     first_move_seconds: float = 5.0
     correspondence_move_seconds: float = 20.0
     book: str = ""
@@ -61,7 +62,8 @@ class EngineSettings:
         """The decoding settings of this section (ConfigError naming the bad key)."""
         try:
             return DecodingSettings(policy=self.policy, temperature=self.temperature, top_k=self.top_k,
-                                    seed=self.seed, threads=self.threads, move_overhead_ms=self.move_overhead_ms)
+                                    seed=self.seed, threads=self.threads, move_overhead_ms=self.move_overhead_ms,
+                                    avoid_repetition=self.avoid_repetition)
         except ConfigError as exc:
             raise ConfigError(f"engine.{exc}") from None
 
