@@ -45,7 +45,7 @@ def recipe_tictactoe(out_dir: str, games: int, eval_games: int, seed: int, overr
 
 
 @recipe.command("chess")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="runs/chessgpt-default", show_default=True)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="runs/chessgpt-pgn", show_default=True)
 @click.option("--games", type=int, default=8000, show_default=True, help="Stockfish self-play games to train on")
 @click.option("--held-out-games", type=int, default=200, show_default=True)
 @click.option("--workers", type=int, default=2, show_default=True, help="self-play processes")
@@ -54,8 +54,8 @@ def recipe_tictactoe(out_dir: str, games: int, eval_games: int, seed: int, overr
               help="real games for the legality table (default: games/fischer.pgn of the shared data, "
                    "$GAMEGPT_DATA, if present)")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override a training option")
-@click.option("--install", is_flag=True, help="copy the model and its card to gamegpt/models/chessgpt, among the "
-              "shipped models ($GAMEGPT_MODELS/chessgpt if that is set)")
+@click.option("--install", is_flag=True, help="copy the model and its card to gamegpt/models/chessgpt-pgn, among the "
+              "shipped models ($GAMEGPT_MODELS/chessgpt-pgn if that is set)")
 @click.option("--threads", type=int, default=None, help="torch CPU threads for training (default: torch's)")
 @click.option("--no-progress", is_flag=True)
 def recipe_chess(out_dir: str, games: int, held_out_games: int, workers: int, seed: int, fischer: str | None,
@@ -66,7 +66,7 @@ def recipe_chess(out_dir: str, games: int, held_out_games: int, workers: int, se
     from gamegpt.resources import install_dir
 
     set_threads(threads)
-    target = install_dir() / "chessgpt"
+    target = install_dir() / "chessgpt-pgn"
     if fischer is None:
         from gamegpt.shared_data import shared_file
 

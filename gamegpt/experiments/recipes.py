@@ -64,7 +64,7 @@ def tictactoe_default(out_dir: str | Path, *, games_per_matchup: int = 5000, eva
 
 
 def _install(model_dir: Path, install_to: str | Path | None) -> None:
-    """Replace `install_to` (e.g. gamegpt/models/chessgpt) with a copy of `model_dir`; nothing for None."""
+    """Replace `install_to` (e.g. gamegpt/models/chessgpt-pgn) with a copy of `model_dir`; nothing for None."""
     if install_to is None:
         return
     target = Path(install_to)
@@ -132,10 +132,11 @@ CHESS_MOVE_NUMBERS = (1, 2, 10, 20, 40, 50, 60)
 def chess_default(out_dir: str | Path, *, games: int = 8000, held_out_games: int = 200, workers: int = 2,
                   seed: int = 0, fischer_pgn: str | Path | None = None, install_to: str | Path | None = None,
                   progress: bool = True, train_overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Make the first ChessGPT in `out_dir` (resumable step by step): Karvonen-style Stockfish self-play
+    """Make the Karvonen-format ChessGPT (shipped as chessgpt-pgn) in `out_dir` (resumable step by step):
+    Karvonen-style Stockfish self-play
     (full-strength White against a Black of random Skill Level 0-9), character-PGN shards, training, export,
     and legal-move rates on held-out self-play games and on real games (`fischer_pgn`); the model card is
-    written from those measurements. Optionally copied to `install_to` (e.g. gamegpt/models/chessgpt)."""
+    written from those measurements. Optionally copied to `install_to` (e.g. gamegpt/models/chessgpt-pgn)."""
     from gamegpt.eval.legality import format_legality_table, legal_move_rate, plot_legality
     from gamegpt.arena.records import read_records
     from gamegpt.arena.pgn_import import import_pgn
@@ -162,7 +163,7 @@ def chess_default(out_dir: str | Path, *, games: int = 8000, held_out_games: int
     player = load_model_player(str(model_dir), "chess", temperature=1.0, policy="raw")  # reseeded every game
     for name, games_list in sources.items():
         result = legal_move_rate(player, games_list, move_numbers=CHESS_MOVE_NUMBERS, seed=seed,
-                                 label=f"chessgpt on {name}", progress=progress)
+                                 label=f"chessgpt-pgn on {name}", progress=progress)
         tables[name] = format_legality_table([result])
         summary[name] = result.to_dict()
         plot_legality([result], model_dir / f"legality-{'fischer' if 'fischer' in name else 'stockfish'}.png",
@@ -181,10 +182,10 @@ def _chess_card(config: dict[str, Any], tables: dict[str, str], games: int, held
     meta = config.get("meta", {})
     n_params = GPT(GPTConfig.from_dict(model)).num_params(non_embedding=False)
     took = f" in {training_minutes:.0f} minutes" if training_minutes else ""
-    sections = "\n\n".join(f"On {name} (`gamegpt eval legality --model chessgpt "
+    sections = "\n\n".join(f"On {name} (`gamegpt eval legality --model chessgpt-pgn "
                             f"{'--pgn $GAMEGPT_DATA/games/fischer.pgn' if 'fischer' in name else '--records HELD_OUT.jsonl'}"
                             f" --temperature 1 --seed {seed}`):\n\n```\n{table}\n```" for name, table in tables.items())
-    return f"""# chessgpt: the first shipped ChessGPT
+    return f"""# chessgpt-pgn: ChessGPT in Karvonen's character PGN
 
 A {model['n_layer']}-layer, {model['n_head']}-head, {model['n_embd']}-wide decoder ({n_params / 1e6:.1f}M parameters)
 reading chess as Karvonen's character PGN (`;1.e4 e5 2.Nf3 ...`, 32-character vocabulary, codec
@@ -193,7 +194,7 @@ to this task.
 
 ## Recipe (one command)
 
-    gamegpt recipe chess --out runs/chessgpt-default --install
+    gamegpt recipe chess --out runs/chessgpt-pgn --install
 
 Data: {games} Stockfish 15.1 self-play games, Karvonen's recipe at CPU-friendly limits: White `{CHESS_WHITE}`
 (Skill Level 20), Black `{CHESS_BLACK}` (a Skill Level drawn per game from 0-9), at most 400 plies, seed {seed};
