@@ -26,7 +26,7 @@ from gamegpt.arena.specs import PlayerSpec
 from gamegpt.atomic import write_json_atomic, write_text_atomic
 from gamegpt.core.checkpoint import read_checkpoint_config
 from gamegpt.core.model import GPT, GPTConfig
-from gamegpt.engine.model_player import load_model_player
+from gamegpt.engine.model_player import load_model_player, resolve_model_path
 from gamegpt.eval.agreement import format_agreement_table, label_positions, top1_agreement
 from gamegpt.eval.legality import format_legality_table, legal_move_rate
 from gamegpt.eval.openings import default_book, load_openings
@@ -44,7 +44,8 @@ SWEEP = (  # (entrant name suffix, decoding options): the default first
 
 @dataclass
 class ChessCardConfig:
-    """What to measure. `held_out`: a label (e.g. "human") -> records file of games never trained on;
+    """What to measure. `model`: a shipped name or a model directory (the card is written into it);
+    `held_out`: a label (e.g. "human") -> records file of games never trained on;
     `agreement_from`: the label whose games give the agreement positions."""
 
     model: str
@@ -123,7 +124,7 @@ def min_legal_rate(result: Mapping[str, Any], up_to: int = 40) -> float | None:
 def chess_card_text(model_dir: str | Path, name: str, measured: Mapping[str, Any], *, intro: str,
                     commands: Sequence[str], notes: Sequence[str] = ()) -> str:
     """The card: what the model is, how it was made (`commands`, verbatim), and every measurement."""
-    config = read_checkpoint_config(model_dir)
+    config = read_checkpoint_config(resolve_model_path(str(model_dir)))
     model, meta = config["model"], config.get("meta", {})
     n_params = GPT(GPTConfig.from_dict(model)).num_params(non_embedding=False)
     cpu_hours = (meta.get("train_cpu_seconds") or 0) / 3600
@@ -194,6 +195,6 @@ def write_chess_card(cfg: ChessCardConfig, *, intro: str, commands: Sequence[str
     """Measure (or read the cached measurements) and write `README.md` into the model directory."""
     measured = measure_chess_model(cfg)
     text = chess_card_text(cfg.model, cfg.name, measured, intro=intro, commands=commands, notes=notes)
-    path = Path(cfg.model) / "README.md"
+    path = resolve_model_path(cfg.model) / "README.md"
     write_text_atomic(path, text)
     return path
