@@ -29,6 +29,9 @@ def ray_address() -> Iterator[str]:
     """A Ray instance of 2 CPUs for this module, on 127.0.0.1 (Ray binds the machine's address unless
     told it is no cluster: RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0, read when ray is imported)."""
     os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    # Ray runs its workers at nice 15: on a busy machine they (and their Stockfish) starve and time out;
+    # the local workers they are compared with run at the tests' own priority
+    os.environ["RAY_worker_niceness"] = "0"
     ray = pytest.importorskip("ray", reason="the ray extra (pip install 'gamegpt[ray]'; setup.sh installs it)")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     address = ray.get_runtime_context().gcs_address

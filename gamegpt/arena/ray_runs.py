@@ -163,8 +163,9 @@ def _dispatch(ray: Any, actors: list[Any], start: Any, pending: list[int], games
         except (RayActorError, WorkerCrashedError) as exc:
             attempts[index] += 1
             if attempts[index] >= MAX_ATTEMPTS:
+                reason = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
                 raise UserError(f"{label} game {index} was lost with its Ray actor {attempts[index]} times "
-                                f"({type(exc).__name__}); re-run the same command to continue") from None
+                                f"({reason}); re-run the same command to continue") from None
             todo.appendleft(index)
             if born == generation[slot]:  # the first news of this actor's death: replace it
                 ray.kill(actors[slot])
