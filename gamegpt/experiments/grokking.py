@@ -361,7 +361,7 @@ def plot_steps_to_generalise(rows: list[dict[str, Any]], runs: list[dict[str, An
         medians = [next(r["median_steps_to_generalise"] for r in rows if r["task"] == task and r["weight_decay"] == wd)
                    for wd in cfg.weight_decays]
         ax.plot([x for x, m in zip(positions, medians) if m is not None], [m for m in medians if m is not None],
-                "-", color="tab:blue", label="median, seeds that generalised")
+                "-D", color="tab:blue", markerfacecolor="none", markersize=9, label="median, seeds that generalised")
         ax.axhline(cfg.steps * 1.5, color="tab:red", linestyle=":", linewidth=1,
                    label=f"never within {cfg.steps} steps (open triangles)")
         ax.plot([], [], "s", color="grey", label="steps to fit the training half")
@@ -369,7 +369,7 @@ def plot_steps_to_generalise(rows: list[dict[str, Any]], runs: list[dict[str, An
         ax.set_yscale("log")
         ax.set_xlabel("weight decay (AdamW)")
         ax.set_ylabel(f"first step with validation accuracy >= {cfg.threshold:g}")
-        ax.set_title("a + b mod p" if task == "modular" else "tic-tac-toe held-out positions")
+        ax.set_title(f"a + b mod {cfg.modulus}" if task == "modular" else "tic-tac-toe held-out positions")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.suptitle("steps to generalise against weight decay (one dot per seed)")
