@@ -66,3 +66,14 @@ def test_neighbours_exclude_self_and_bad_shapes_are_refused() -> None:
         mutual_knn(x, x, k=4)
     with pytest.raises(ValueError, match="NaN"):
         cka(x, np.full_like(x, np.nan))
+
+
+def test_the_precomputed_forms_agree() -> None:
+    from gamegpt.experiments.alignment import cka_of_grams, gram, mutual_knn_of_neighbours
+
+    rng = np.random.default_rng(4)
+    a = rng.normal(size=(120, 10))
+    b = a @ rng.normal(size=(10, 7)) + rng.normal(size=(120, 7))
+    assert mutual_knn_of_neighbours(nearest_neighbours(a, 5), nearest_neighbours(b, 5)) == mutual_knn(a, b, k=5)
+    assert cka_of_grams(gram(a), gram(b)) == pytest.approx(cka(a, b))
+    assert cka_of_grams(gram(a), gram(b), debiased=True) == pytest.approx(cka(a, b, debiased=True))

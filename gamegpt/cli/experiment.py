@@ -200,3 +200,43 @@ def experiment_grokking(preset: str, tasks: str | None, weight_decays: str | Non
     out = Path(out_dir)
     click.echo(f"wrote {out / 'summary.json'}, {out / 'table.txt'}, {out / 'grokking_curves.png'}, "
                f"{out / 'steps_to_generalise.png'} and one JSON per run in {out / 'runs'}")
+
+
+@experiment.command("platonic")
+@click.option("--preset", type=click.Choice(["default", "small", "tiny"]), default="default", show_default=True,
+              help="sizes: default (~40 min on 2 cores), small (~10 min), tiny (seconds, for tests); "
+                   "the options below override it")
+@click.option("--noise", "noise_rates", default=None, help="comma-separated noise rates  [default: 0,0.05,0.5,0.8]")
+@click.option("--seeds", default=None, help="comma-separated seeds, at least two  [default: 0,1,2]")
+@click.option("--train-games", type=int, default=None, help="self-play games per noise rate  [default: 2000]")
+@click.option("--steps", type=int, default=None, help="training steps per model  [default: 1500]")
+@click.option("--positions", type=int, default=None, help="common positions the models are compared on  [600]")
+@click.option("--k", type=int, default=None, help="neighbours of the mutual k-NN metric  [default: 10]")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="results/platonic", show_default=True)
+@click.option("--threads", type=int, default=1, show_default=True, help="torch CPU threads")
+@click.option("--no-progress", is_flag=True)
+def experiment_platonic(preset: str, noise_rates: str | None, seeds: str | None, train_games: int | None,
+                        steps: int | None, positions: int | None, k: int | None, out_dir: str, threads: int,
+                        no_progress: bool) -> None:
+    """The platonic representation study on tic-tac-toe: text models (the GPT on move transcripts) and image
+    models (a CNN on pictures of the board) learn the next move from the same noisy Newell–Simon games;
+    their layers are compared on common positions (mutual k-NN, debiased CKA) across seeds, noise rates and
+    training steps, and a linear probe reads the board from each layer. Re-running continues; other
+    settings are refused."""
+    from gamegpt.experiments.platonic import PRESETS, PlatonicConfig, format_platonic_tables, run_platonic
+
+    set_threads(threads)
+    options: dict = PRESETS[preset].copy()  # type: ignore[type-arg]
+    if noise_rates is not None:
+        options["noise_rates"] = tuple(_number_list(noise_rates, "--noise"))
+    if seeds is not None:
+        options["seeds"] = tuple(_number_list(seeds, "--seeds", int))
+    for name, value in (("train_games", train_games), ("steps", steps), ("positions", positions), ("k", k)):
+        if value is not None:
+            options[name] = value
+    summary = run_platonic(PlatonicConfig(out_dir=out_dir, **options), progress=not no_progress)
+    click.echo(format_platonic_tables(summary))
+    out = Path(out_dir)
+    click.echo(f"wrote {out / 'summary.json'}, {out / 'table.txt'}, {out / 'alignment_vs_layer.png'}, "
+               f"{out / 'alignment_vs_step.png'}, {out / 'probe_by_layer.png'} and the models' activations in "
+               f"{out / 'models'}")

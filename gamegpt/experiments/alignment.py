@@ -55,8 +55,15 @@ def mutual_knn(a: np.ndarray, b: np.ndarray, k: int = 10) -> float:
     """Mean over inputs of |kNN_a(i) ∩ kNN_b(i)| / k (Huh et al. 2024): 1 when both representations give
     every input the same neighbours, about `mutual_knn_chance(n, k)` when they are unrelated."""
     a, b = _pair(a, b)
-    neighbours_a, neighbours_b = nearest_neighbours(a, k), nearest_neighbours(b, k)
-    n = a.shape[0]
+    return mutual_knn_of_neighbours(nearest_neighbours(a, k), nearest_neighbours(b, k))
+
+
+def mutual_knn_of_neighbours(neighbours_a: np.ndarray, neighbours_b: np.ndarray) -> float:
+    """`mutual_knn` from the (n, k) neighbour lists of `nearest_neighbours`, for comparing many pairs of
+    representations without finding each one's neighbours again."""
+    if neighbours_a.shape != neighbours_b.shape:
+        raise ValueError(f"neighbour lists differ in shape: {neighbours_a.shape} and {neighbours_b.shape}")
+    n, k = neighbours_a.shape
     mask_a = np.zeros((n, n), dtype=bool)
     mask_b = np.zeros((n, n), dtype=bool)
     rows = np.arange(n)[:, None]
@@ -91,9 +98,25 @@ def cka(a: np.ndarray, b: np.ndarray, *, debiased: bool = False) -> float:
         cross = np.linalg.norm(a.T @ b) ** 2
         norm = np.linalg.norm(a.T @ a) * np.linalg.norm(b.T @ b)
         return float(cross / norm) if norm > 0 else 0.0
-    if a.shape[0] < 4:
+    return cka_of_grams(a @ a.T, b @ b.T, debiased=True)
+
+
+def gram(x: np.ndarray) -> np.ndarray:
+    """The (n, n) linear kernel of column-centred `x`, for `cka_of_grams`."""
+    x = _as_matrix(x, "x")
+    x = x - x.mean(axis=0, keepdims=True)
+    return x @ x.T
+
+
+def cka_of_grams(gram_a: np.ndarray, gram_b: np.ndarray, *, debiased: bool = False) -> float:
+    """`cka` from the centred linear kernels of `gram`, for comparing many pairs without recomputing them."""
+    if gram_a.shape != gram_b.shape:
+        raise ValueError(f"kernels differ in shape: {gram_a.shape} and {gram_b.shape}")
+    if not debiased:
+        norm = np.linalg.norm(gram_a) * np.linalg.norm(gram_b)
+        return float(np.sum(gram_a * gram_b) / norm) if norm > 0 else 0.0
+    if gram_a.shape[0] < 4:
         raise ValueError("debiased CKA needs at least 4 inputs")
-    gram_a, gram_b = a @ a.T, b @ b.T
     xy = _hsic_unbiased(gram_a, gram_b)
     xx, yy = _hsic_unbiased(gram_a, gram_a), _hsic_unbiased(gram_b, gram_b)
     return float(xy / np.sqrt(xx * yy)) if xx > 0 and yy > 0 else 0.0
