@@ -1,6 +1,6 @@
 """The package's shape: every import points down the layers of ../shared/DESIGN.md, so there is no cycle.
 
-    games <- core, players <- engine <- arena <- selfplay, eval <- experiments, bots <- cli
+    games <- core, players <- engine <- arena <- selfplay, eval <- interp <- experiments, bots <- cli
 
 A module may import its own package and any lower layer, never a higher one or another package of its own
 layer (selfplay and eval never import each other). Imports inside functions and under TYPE_CHECKING count.
@@ -23,8 +23,9 @@ LAYERS = {
     "engine": 3,
     "arena": 4,
     "selfplay": 5, "eval": 5,
-    "experiments": 6, "bots": 6,
-    "cli": 7,
+    "interp": 6,
+    "experiments": 7, "bots": 7,
+    "cli": 8,
 }
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from gamegpt.cli import bot, data, evaluate, experiment, model, play, puzzles, recipe, selfplay, train, uci_engine
+from gamegpt.cli import bot, data, evaluate, experiment, interp, model, play, puzzles, recipe, selfplay, train, uci_engine
 from gamegpt.cli.common import Group
 from gamegpt.cli.tournament import tournament
 from gamegpt.cli.match import match
@@ -44,3 +44,7 @@ main.add_command(match)
 main.add_command(play.play)
 main.add_command(uci_engine.uci)
 main.add_command(bot.bot_group)
+main.add_command(interp.activations)
+main.add_command(interp.probe)
+main.add_command(interp.intervene)
+main.add_command(interp.sae)
