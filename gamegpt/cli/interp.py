@@ -76,7 +76,7 @@ def activations(game: str, model_path: str, out: str, expert_games: int | None, 
 
 @click.command("probe", cls=Command)
 @click.argument("game", type=GAMES)
-@click.option("--model", "models", multiple=True, required=True,
+@click.option("--model", "models", multiple=True,
               help="checkpoint path or shipped model name, or LABEL=PATH (repeatable: several models, one plot)")
 @click.option("--noise-study", type=click.Path(file_okay=False), default=None,
               help="add the models of a `gamegpt experiment noise` directory (noise-*/model)")
@@ -100,6 +100,8 @@ def probe(game: str, models: Sequence[str], noise_study: str | None, layers: str
         if not found:
             raise UserError(f"no noise-*/model in {noise_study}")
         specs += [(str(p), f"noise {p.parent.name[6:]}") for p in found]
+    if not specs:
+        raise UserError("give --model or --noise-study")
     layer_list = None
     if layers:
         try:

@@ -165,7 +165,7 @@ def train_sae(x: np.ndarray, config: SAEConfig, out: str | Path | None = None, *
 
 @torch.no_grad()
 def encode_all(sae: SAE, x: np.ndarray, batch: int = 4096) -> np.ndarray:
-    out = [sae.encode(torch.from_numpy(np.ascontiguousarray(x[i:i + batch], dtype=np.float32))).numpy()
+    out = [sae.encode(torch.from_numpy(np.array(x[i:i + batch], dtype=np.float32))).numpy()
            for i in range(0, len(x), batch)]
     return np.concatenate(out) if out else np.zeros((0, sae.config.latents), np.float32)
 
