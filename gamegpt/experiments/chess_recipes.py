@@ -298,7 +298,8 @@ def format_recipes_table(rows: Sequence[dict[str, Any]]) -> str:
 
 
 def plot_recipes(rows: Sequence[dict[str, Any]], path: Path) -> Path:
-    """Legal rate at move 20, Stockfish agreement and Elo against training CPU-hours, one line per recipe."""
+    """Legal rate at move 20, Stockfish agreement and Elo against training CPU-hours, one line per recipe
+    (an Elo with no finite estimate is drawn at its known end: v at most, ^ at least)."""
     plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
     for name in dict.fromkeys(row["recipe"] for row in rows):
@@ -311,6 +312,10 @@ def plot_recipes(rows: Sequence[dict[str, Any]], path: Path) -> Path:
             low = final["elo"] - (final["elo_low"] if final["elo_low"] is not None else final["elo"])
             high = (final["elo_high"] if final["elo_high"] is not None else final["elo"]) - final["elo"]
             axes[2].errorbar([hours[-1]], [final["elo"]], yerr=[[low], [high]], marker="o", capsize=4, label=name)
+        elif final.get("elo_high") is not None:  # no finite estimate: only the upper end is known
+            axes[2].plot([hours[-1]], [final["elo_high"]], marker="v", linestyle="none", label=f"{name} (at most)")
+        elif final.get("elo_low") is not None:
+            axes[2].plot([hours[-1]], [final["elo_low"]], marker="^", linestyle="none", label=f"{name} (at least)")
     titles = ("raw first-sample legal rate at move 20 (%)", "top-1 agreement with Stockfish (%)",
               "Elo (anchor Stockfish UCI_Elo 1350), 95 % interval")
     for axis, title in zip(axes, titles):
@@ -318,5 +323,7 @@ def plot_recipes(rows: Sequence[dict[str, Any]], path: Path) -> Path:
         axis.set_title(title, fontsize=10)
         axis.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
+    if axes[2].get_legend_handles_labels()[0]:
+        axes[2].legend(fontsize=8)
     fig.tight_layout()
     return save_figure(fig, path)
