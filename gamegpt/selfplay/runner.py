@@ -135,6 +135,12 @@ class _Job:
     max_plies: int | None
 
     def open(self) -> list[Player]:
+        """The players; with a model among them, torch gets one CPU thread in this process (as in a
+        tournament's workers): several workers with torch's default threads each slow each other ~5x."""
+        if any(PlayerSpec.parse(str(spec)).name == "model" for spec in self.player_specs):
+            import torch
+
+            torch.set_num_threads(1)
         return [make_player(spec, self.game) for spec in self.player_specs]
 
     def play(self, players: Sequence[Player], index: int) -> GameRecord:
