@@ -204,12 +204,12 @@ def experiment_grokking(preset: str, tasks: str | None, weight_decays: str | Non
 
 @experiment.command("platonic")
 @click.option("--preset", type=click.Choice(["default", "small", "tiny"]), default="default", show_default=True,
-              help="sizes: default (~40 min on 2 cores), small (~10 min), tiny (seconds, for tests); "
+              help="sizes: default (~40 min), small (~3 CPU minutes), tiny (seconds, for tests); "
                    "the options below override it")
 @click.option("--noise", "noise_rates", default=None, help="comma-separated noise rates  [default: 0,0.05,0.5,0.8]")
 @click.option("--seeds", default=None, help="comma-separated seeds, at least two  [default: 0,1,2]")
 @click.option("--train-games", type=int, default=None, help="self-play games per noise rate  [default: 2000]")
-@click.option("--steps", type=int, default=None, help="training steps per model  [default: 1500]")
+@click.option("--steps", type=int, default=None, help="training steps per model  [default: 1000]")
 @click.option("--positions", type=int, default=None, help="common positions the models are compared on  [600]")
 @click.option("--k", type=int, default=None, help="neighbours of the mutual k-NN metric  [default: 10]")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="results/platonic", show_default=True)
