@@ -18,15 +18,13 @@ from __future__ import annotations
 
 import datetime
 import logging
-import random
 import threading
 from typing import Any, Callable
 
 import chess
-import chess.polyglot
 
 from gamegpt.bots.config import EngineSettings
-from gamegpt.engine.decide import clock_budget, model_move, position_seed, random_move
+from gamegpt.engine.decide import book_move, clock_budget, model_move, position_seed, random_move
 from gamegpt.games.chess import ChessGame
 
 LOG = logging.getLogger("gamegpt.bots.moves")
@@ -105,17 +103,10 @@ class GameMoveChooser:
         if not settings.book or len(board.move_stack) >= settings.book_depth:
             return None
         try:
-            with chess.polyglot.open_reader(settings.book) as reader:
-                if settings.book_selection == "best":
-                    entry = reader.find(board)
-                else:
-                    entry = reader.weighted_choice(board, random=random.Random(seed))
-        except IndexError:  # the position is not in the book
-            return None
+            return book_move(settings.book, board, seed, best=settings.book_selection == "best")
         except (OSError, ValueError) as exc:
             LOG.warning("opening book %s unreadable (%s): the model plays", settings.book, exc)
             return None
-        return entry.move if entry.move in board.legal_moves else None
 
     def _decide(self, game: ChessGame, seed: int) -> tuple[chess.Move, str | None]:
         move, notes = model_move(self.player, game, seed, fallback="mask")

@@ -13,6 +13,7 @@ import zlib
 from typing import TYPE_CHECKING, Sequence
 
 import chess
+import chess.polyglot
 
 from gamegpt.games.base import InvalidMove
 from gamegpt.games.chess import ChessGame
@@ -68,6 +69,18 @@ def moves_avoiding_repetition(game: object) -> list[chess.Move] | None:
         finally:
             board.pop()
     return fresh if fresh and len(fresh) < len(legal) else None
+
+
+def book_move(path: str, board: chess.Board, seed: int, *, best: bool = False) -> chess.Move | None:
+    """A move for `board` from the Polyglot book at `path`: drawn by the book's weights with `seed` (or its
+    best-weighted move), None when the book does not have the position. OSError or ValueError when the file
+    cannot be read as a book."""
+    try:
+        with chess.polyglot.open_reader(path) as reader:
+            entry = reader.find(board) if best else reader.weighted_choice(board, random=random.Random(seed))
+    except IndexError:  # the position is not in the book
+        return None
+    return entry.move if entry.move in board.legal_moves else None
 
 
 def random_move(seed: int, moves: Sequence[chess.Move]) -> chess.Move:

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence, TextIO
 import chess
 
 from gamegpt import __version__
-from gamegpt.engine.decide import clock_budget, model_move, position_seed, random_move
+from gamegpt.engine.decide import book_move, clock_budget, model_move, position_seed, random_move
 from gamegpt.engine.evaluation import score_after
 from gamegpt.engine.settings import DEFAULTS, FALLBACKS, POLICIES, DecodingSettings, convert_setting
 from gamegpt.errors import ConfigError
@@ -51,17 +51,20 @@ AUTHOR = "the gamegpt developers"
 MIN_THINK_SECONDS = 0.005
 
 
-ENGINE_OPTIONS = ("model", "ponder")
+ENGINE_OPTIONS = ("model", "ponder", "own_book", "book_file")
 """The options that are not decoding settings."""
 
 
 @dataclass
 class Options:
-    """The engine's UCI options: the model, pondering, and the decoding settings (`gamegpt.engine.settings`:
-    their defaults and their one check)."""
+    """The engine's UCI options: the model, pondering, an opening book (`OwnBook` + `BookFile`, a Polyglot
+    .bin; off by default: its moves are the book's, not the model's), and the decoding settings
+    (`gamegpt.engine.settings`: their defaults and their one check)."""
 
     model: str = "chessgpt"
     ponder: bool = False
+    own_book: bool = False
+    book_file: str = ""
     decoding: DecodingSettings = DEFAULTS
 
     def value(self, attribute: str) -> Any:
@@ -85,6 +88,8 @@ UCI_OPTIONS = (
     ("Move Overhead", f"type spin default {DEFAULTS.move_overhead_ms} min 0 max 5000", "move_overhead_ms", int),
     ("AvoidRepetition", "type check default false", "avoid_repetition", lambda v: convert_setting("avoid_repetition", v)),
     ("Ponder", "type check default false", "ponder", lambda v: v.lower() == "true"),
+    ("OwnBook", "type check default false", "own_book", lambda v: v.lower() == "true"),
+    ("BookFile", "type string default <empty>", "book_file", lambda v: "" if v == "<empty>" else v),
 )
 
 
@@ -365,6 +370,14 @@ class UciServer:
             return None, [], 0
         notes: list[str] = []
         seed = self._position_seed(game)
+        if self.options.own_book and self.options.book_file:
+            try:
+                from_book = book_move(self.options.book_file, board, seed)
+            except (OSError, ValueError) as exc:
+                notes.append(f"opening book {self.options.book_file} unreadable ({exc}): the model plays")
+            else:
+                if from_book is not None and from_book in among:
+                    return from_book, ["book move"], 0
         with self._model_lock:
             player = self._ensure_model_locked()
             if player is None:
