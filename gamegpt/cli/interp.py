@@ -239,3 +239,23 @@ def sae_report(sae_dir: str, threads: int | None) -> None:
     click.echo(format_sae_report(report))
     click.echo(f"wrote {Path(sae_dir) / 'sae-report.json'}, sae-report.txt, sae-latents.png, sae-tsne.png"
                + (", sae-clamp.png" if studied.game == "tictactoe" else ""))
+
+
+@sae.command("meta")
+@click.argument("sae_dir", type=click.Path(file_okay=False))
+@click.option("--meta-latents", type=int, default=32, show_default=True)
+@click.option("--k", type=int, default=2, show_default=True, help="meta-latents kept per SAE latent")
+@click.option("--steps", type=int, default=2000, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="[default: SAE_DIR/meta-sae]")
+def sae_meta(sae_dir: str, meta_latents: int, k: int, steps: int, seed: int, out: str | None) -> None:
+    """A meta-SAE on the decoder directions of the SAE in SAE_DIR (Bussmann et al. 2024): which SAE latents
+    each meta-latent groups, with their board features (after `gamegpt sae report`), and how often a group
+    shares a square or a mark against random groups."""
+    from gamegpt.interp.meta_sae import format_meta_sae_report, run_meta_sae
+
+    out_path = Path(out) if out is not None else Path(sae_dir) / "meta-sae"
+    report = run_meta_sae(sae_dir, out_path, meta_latents=meta_latents, k=k, steps=steps, seed=seed)
+    click.echo(format_meta_sae_report(report))
+    click.echo(f"wrote {out_path / 'meta-sae-report.json'}, meta-sae-report.txt and meta-sae-groups.png")
