@@ -73,7 +73,7 @@ def recipe_chess(out_dir: str, games: int, held_out_games: int, workers: int, se
         default = shared_file("games", "fischer.pgn")
         fischer = str(default) if default else None
         if fischer is None:
-            click.echo("note: no games/fischer.pgn in the shared data ($GAMEGPT_DATA or ../shared/data): the card "
+            click.echo("note: no games/fischer.pgn in the shared data directory (set $GAMEGPT_DATA): the card "
                        "gets no legality table on real games (give one with --fischer PGN)", err=True)
     chess_default(out_dir, games=games, held_out_games=held_out_games, workers=workers, seed=seed,
                   fischer_pgn=fischer, install_to=target if install else None,
