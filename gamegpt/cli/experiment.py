@@ -115,8 +115,9 @@ def experiment_chess_transcendence(generator: str, noise: float | None, games: i
               help="game records to train on (JSONL, e.g. from gamegpt data import-pgn)")
 @click.option("--held-out", "held_out", required=True, type=click.Path(dir_okay=False),
               help="held-out game records (JSONL), never trained on")
-@click.option("--recipes", default=",".join(["pgn-chars", "uci-moves", "position-move", "uci-moves-small",
-                                             "uci-moves-large"]), show_default=True, help="comma-separated recipes")
+@click.option("--recipes", default=",".join(["pgn-chars", "uci-moves", "uci-moves-board", "position-move",
+                                             "uci-moves-small", "uci-moves-large"]),
+              show_default=True, help="comma-separated recipes")
 @click.option("--budget-seconds", type=float, default=1200.0, show_default=True,
               help="training CPU seconds per recipe (the training process's CPU time)")
 @click.option("--legality-games", type=int, default=100, show_default=True, help="held-out games for legal rates")

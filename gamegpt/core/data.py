@@ -29,7 +29,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any, BinaryIO, Iterable, Mapping
+from typing import Any, BinaryIO, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -288,3 +288,13 @@ def get_batch(blocks: np.ndarray, indices: np.ndarray, device: str | torch.devic
     if device.type == "cuda":
         return x.pin_memory().to(device, non_blocking=True), y.pin_memory().to(device, non_blocking=True)
     return x, y
+
+
+def get_board_batch(blocks: np.ndarray, indices: np.ndarray, device: str | torch.device,
+                    board_targets: Callable[[Sequence[int]], np.ndarray]) -> torch.Tensor:
+    """The board labels of `get_batch`'s inputs (x = block[:-1]): int64 (B, block_len-1, 64), from a codec's
+    `board_targets` (e.g. `MoveTokenCodec.board_targets`; -1 where no board is known)."""
+    rows = np.stack([board_targets(block)[:-1] for block in np.asarray(blocks[indices])])
+    labels = torch.from_numpy(rows.astype(np.int64))
+    device = torch.device(device)
+    return labels.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else labels

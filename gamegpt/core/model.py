@@ -22,6 +22,10 @@ import torch.nn.functional as F
 
 from gamegpt.errors import ConfigError
 
+BOARD_SQUARES = 64
+BOARD_CLASSES = 13
+"""The board head's labels: `MoveTokenCodec.board_targets` (a square is empty or one of 12 pieces)."""
+
 
 @dataclass(kw_only=True)
 class ModelShape:
@@ -37,6 +41,9 @@ class ModelShape:
     n_embd: int = 128
     dropout: float = 0.0
     bias: bool = False
+    board_head: bool = False
+    """A second output layer that reads the chess board (64 squares x `BOARD_CLASSES`) from the last hidden state,
+    for an auxiliary loss (`GPT.forward`'s `board_targets`); move prediction never uses it."""
 
     def shape(self) -> dict[str, Any]:
         """The shape fields alone, as keyword arguments for GPTConfig."""
@@ -53,8 +60,9 @@ class ModelShape:
         if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"{config_name}: dropout must be a number in [0, 1), got {self.dropout!r}")
         self.dropout = float(self.dropout)
-        if not isinstance(self.bias, bool):
-            raise ConfigError(f"{config_name}: bias must be true or false, got {self.bias!r}")
+        for name in ("bias", "board_head"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{config_name}: {name} must be true or false, got {getattr(self, name)!r}")
 
 
 @dataclass
@@ -363,6 +371,9 @@ class GPT(nn.Module):
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         # Weight tying: the output layer reads the token embedding matrix.
         self.lm_head.weight = self.transformer.wte.weight
+        self.board_head = nn.Linear(config.n_embd, BOARD_SQUARES * BOARD_CLASSES) if config.board_head else None
+        self.last_board_loss: torch.Tensor | None = None
+        """The board loss of the last forward pass given `board_targets` (detached, for logging)."""
         self.apply(self._init_weights)
         # GPT-2: residual projections scaled down by the depth.
         for name, param in self.named_parameters():
@@ -395,6 +406,8 @@ class GPT(nn.Module):
         targets: torch.Tensor | None = None,
         cache: KVCache | None = None,
         all_positions: bool = False,
+        board_targets: torch.Tensor | None = None,
+        board_weight: float = 1.0,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Logits for token ids `idx` (B, T), and the mean cross-entropy if `targets` is given.
 
@@ -406,6 +419,10 @@ class GPT(nn.Module):
         the same). With a `cache`, `idx` holds only the tokens the cache has not seen:
         their positions start at `cache.length`, and the cache grows by T. Raises ValueError when the
         sequence (cached + new) would be longer than `block_size`.
+
+        `board_targets` (B, T, 64), training a model with a board head: the class of each square after each
+        position's token (-1 ignored); the loss becomes the next-token loss + `board_weight` x the board
+        head's mean cross-entropy (kept in `last_board_loss`). ValueError without a board head or targets.
         """
         if idx.dim() != 2:
             raise ValueError(f"idx must be (batch, time), got shape {tuple(idx.shape)}")
@@ -426,6 +443,7 @@ class GPT(nn.Module):
         for block in self.transformer.h:
             x = block(x, cache)
         x = self.transformer.ln_f(x)
+        board_loss = self._board_loss(x, board_targets) if board_targets is not None else None
         if not all_positions and targets is not None:
             x, targets = _scored_positions(x, targets)  # the output layer and loss skip the unscored positions
         elif not all_positions:
@@ -436,7 +454,24 @@ class GPT(nn.Module):
         loss = None
         if targets is not None:
             loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), targets.reshape(-1), ignore_index=-1)
+        if board_loss is not None:
+            if loss is None:
+                raise ValueError("board_targets need targets (the board loss is added to the next-token loss)")
+            self.last_board_loss = board_loss.detach()
+            loss = loss + board_weight * board_loss
         return logits, loss
+
+    def _board_loss(self, hidden: torch.Tensor, board_targets: torch.Tensor) -> torch.Tensor:
+        """Mean cross-entropy of the board head over the labelled squares of (B, T, C) hidden states (0 if none)."""
+        if self.board_head is None:
+            raise ValueError("this model has no board head (board_head: false); it takes no board_targets")
+        if board_targets.shape != (*hidden.shape[:2], BOARD_SQUARES):
+            raise ValueError(f"board_targets must be (batch, time, {BOARD_SQUARES}), got {tuple(board_targets.shape)}")
+        logits = self.board_head(hidden).reshape(-1, BOARD_CLASSES).float()
+        labels = board_targets.reshape(-1).long()
+        if not bool((labels != -1).any()):
+            return logits.sum() * 0.0  # keeps the head in the graph (DDP expects every parameter used)
+        return F.cross_entropy(logits, labels, ignore_index=-1)
 
     @torch.no_grad()
     def forward_ragged(self, tokens: list[list[int]], slots: list[int], cache: RaggedKVCache) -> torch.Tensor:

@@ -26,7 +26,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -46,9 +46,10 @@ from gamegpt.core.checkpoint import (
     resolve_checkpoint,
     save_checkpoint,
 )
-from gamegpt.core.data import get_batch, open_split, read_meta
+from gamegpt.core.data import get_batch, get_board_batch, open_split, read_meta
 from gamegpt.core.model import GPT, GPTConfig, ModelShape
 from gamegpt.errors import CheckpointError, ConfigError
+from gamegpt.games import codec_from_spec
 
 LOG_FILE = "train_log.jsonl"
 _EVAL_STREAM = 0xE7A1  # keeps the eval batches' random stream apart from the training batches'
@@ -94,6 +95,9 @@ class TrainConfig(ModelShape):
     compile: bool = False
     log_interval: int = 10
     threads: int | None = None
+    board_loss_weight: float = 1.0
+    """With `board_head: true`: the weight of the board head's loss beside the next-token loss (val loss is
+    the next-token loss alone, so runs with and without the head compare)."""
 
     def __post_init__(self) -> None:
         self.validate()
@@ -123,7 +127,7 @@ class TrainConfig(ModelShape):
         for name in ("beta1", "beta2"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ConfigError(f"train config: {name} must be in [0, 1), got {getattr(self, name)}")
-        for name in ("weight_decay", "grad_clip"):
+        for name in ("weight_decay", "grad_clip", "board_loss_weight"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"train config: {name} must be >= 0 (0 turns it off), got {getattr(self, name)}")
         for name, choices in _CHOICES.items():
@@ -475,6 +479,18 @@ def _model_config(cfg: TrainConfig, meta: dict[str, Any]) -> GPTConfig:
     return GPTConfig(vocab_size=meta["vocab_size"], block_size=meta["block_len"] - 1, **cfg.shape())
 
 
+def _board_labeller(model_config: GPTConfig, codec: dict[str, Any]) -> Callable[[Sequence[int]], np.ndarray] | None:
+    """The codec's `board_targets` when the model has a board head (None otherwise); ConfigError for a codec
+    without board labels."""
+    if not model_config.board_head:
+        return None
+    labeller = getattr(codec_from_spec(codec), "board_targets", None)
+    if labeller is None:
+        raise ConfigError(f"board_head needs data whose codec labels boards (chess-uci-moves, chess-position-move); "
+                          f"this data's codec is {codec.get('name')!r}")
+    return labeller  # type: ignore[no-any-return]
+
+
 def _check_resumable(checkpoint: dict[str, Any], model_config: GPTConfig, codec: dict[str, Any]) -> None:
     saved = checkpoint["model"]
     ours = model_config.to_dict()
@@ -538,6 +554,7 @@ def _train(cfg: TrainConfig, ctx: _Context, *, resume: bool, stop_after: int | N
     val_blocks = open_split(cfg.data_dir, "val")
     codec = meta["codec"]
     model_config = _model_config(cfg, meta)
+    board_labeller = _board_labeller(model_config, codec)
     out = Path(cfg.out_dir)
     checkpoints = out / CHECKPOINTS_DIR
     log_path = out / LOG_FILE
@@ -674,7 +691,11 @@ def _train(cfg: TrainConfig, ctx: _Context, *, resume: bool, stop_after: int | N
                 indices = batch_indices(cfg.seed, step, len(train_blocks), global_batch)[lo:hi]
                 x, y = get_batch(train_blocks, indices, ctx.device, meta.get("scored_targets"))
                 with autocast():
-                    _, loss = model(x, y)
+                    if board_labeller is None:
+                        _, loss = model(x, y)
+                    else:
+                        boards = get_board_batch(train_blocks, indices, ctx.device, board_labeller)
+                        _, loss = model(x, y, board_targets=boards, board_weight=cfg.board_loss_weight)
                 assert loss is not None
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -698,9 +719,12 @@ def _train(cfg: TrainConfig, ctx: _Context, *, resume: bool, stop_after: int | N
                     tokens_per_second = window_steps * tokens_per_step / max(window_seconds, 1e-9)
                     window_seconds, window_steps = 0.0, 0
                     if ctx.is_main:
-                        _append_log(log_path, {"event": "train", "step": step, "loss": state["last_train_loss"],
-                                               "lr": lr, "tokens_per_second": tokens_per_second,
-                                               "cpu_seconds": round(state["train_cpu_seconds"], 3), "time": time.time()})
+                        event = {"event": "train", "step": step, "loss": state["last_train_loss"], "lr": lr,
+                                 "tokens_per_second": tokens_per_second,
+                                 "cpu_seconds": round(state["train_cpu_seconds"], 3), "time": time.time()}
+                        if raw_model.last_board_loss is not None:  # this rank's: the loss above includes it
+                            event["board_loss"] = float(raw_model.last_board_loss)
+                        _append_log(log_path, event)
                     bar.set_postfix(loss=f"{state['last_train_loss']:.4f}",
                                     val=f"{state['last_val_loss']:.4f}" if state["last_val_loss"] is not None else "-",
                                     lr=f"{lr:.2e}", tok_s=f"{tokens_per_second:,.0f}", refresh=False)

@@ -60,12 +60,19 @@ class Recipe:
     description: str
     max_games: int | None = None
     """Read only the first games of the train file (a position codec makes ~80 samples of a game)."""
+    board_head: bool = False
+    """Train with the auxiliary board loss (`GPT.forward`'s board_targets: the 64 squares after each move)."""
 
     def train_options(self) -> dict[str, Any]:
         return {"n_layer": self.n_layer, "n_head": self.n_head, "n_embd": self.n_embd,
                 "batch_size": self.batch_size, "learning_rate": self.learning_rate,
                 "min_lr": self.learning_rate / 10, "warmup_steps": 50, "weight_decay": 0.1,
-                "eval_batches": 8, "keep_checkpoints": 2}
+                "eval_batches": 8, "keep_checkpoints": 2, "board_head": self.board_head}
+
+    def settings(self) -> dict[str, Any]:
+        """The recipe as a study's experiment.json records it (`board_head` only when on, so studies made
+        before it existed continue)."""
+        return {k: v for k, v in asdict(self).items() if k != "board_head" or v}
 
 
 RECIPES: dict[str, Recipe] = {
@@ -76,12 +83,15 @@ RECIPES: dict[str, Recipe] = {
     "position-move": Recipe("chess-position-move", None, 4, 4, 256, 56, 1e-3,
                             "the position as 64 squares + side/castling/en passant, then the move; 4x256",
                             max_games=4000),
+    "uci-moves-board": Recipe("chess-uci-moves", 512, 4, 4, 256, 8, 1e-3,
+                              "one token per move, 512-move blocks, 4x256, plus an auxiliary loss that reads "
+                              "the 64 squares after each move", board_head=True),
     "uci-moves-small": Recipe("chess-uci-moves", 512, 2, 4, 128, 8, 2e-3,
                               "one token per move, 512-move blocks, 2x128"),
     "uci-moves-large": Recipe("chess-uci-moves", 512, 6, 6, 384, 8, 6e-4,
                               "one token per move, 512-move blocks, 6x384"),
 }
-DEFAULT_RECIPES = ("pgn-chars", "uci-moves", "position-move", "uci-moves-small", "uci-moves-large")
+DEFAULT_RECIPES = ("pgn-chars", "uci-moves", "uci-moves-board", "position-move", "uci-moves-small", "uci-moves-large")
 PROBE_STEPS = 20
 SNAPSHOT_FRACTIONS = (0.25, 0.5, 1.0)
 LEGALITY_MOVE_NUMBERS = (1, 2, 10, 20, 40, 60)
@@ -237,7 +247,7 @@ def run_chess_recipes(cfg: ChessRecipesConfig, *, progress: bool = True) -> dict
     settings = {"train_records": str(Path(cfg.train_records).resolve()),
                 "held_out_records": str(Path(cfg.held_out_records).resolve()),
                 "budget_seconds": cfg.budget_seconds, "seed": cfg.seed,
-                "recipes": {name: asdict(recipe) for name, recipe in recipes.items()}}
+                "recipes": {name: recipe.settings() for name, recipe in recipes.items()}}
     created = check_settings(out / "experiment.json", out, settings)
     write_json_atomic(out / "experiment.json", {"settings": settings, "created": created})
 

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import chess
+import numpy as np
 
 from gamegpt.games.base import Codec, Game
 from gamegpt.games.chess import ChessGame
@@ -307,6 +308,16 @@ def _vocabulary_moves() -> list[chess.Move]:
 _VOCABULARY_MOVES = tuple(_vocabulary_moves())
 _MOVE_INDEX = {move: index for index, move in enumerate(_VOCABULARY_MOVES)}
 _SQUARE_SYMBOLS = (".", "P", "N", "B", "R", "Q", "K", "p", "n", "b", "r", "q", "k")
+
+
+def _square_classes(board: chess.Board) -> np.ndarray:
+    """The 64 squares (a1 ... h8) of `board` as `_SQUARE_SYMBOLS` indices (int8)."""
+    classes = np.zeros(64, dtype=np.int8)
+    for color, offset in ((chess.WHITE, 0), (chess.BLACK, 6)):
+        for piece_type in chess.PIECE_TYPES:
+            for square in chess.scan_forward(board.pieces_mask(piece_type, color)):
+                classes[square] = offset + piece_type
+    return classes
 _CASTLING = (("K", chess.BB_H1), ("Q", chess.BB_A1), ("k", chess.BB_H8), ("q", chess.BB_A8))
 
 
@@ -416,6 +427,45 @@ class MoveTokenCodec(Codec):
             raise ValueError(f"position block is not canonical (castling or en passant that cannot be used): "
                              f"{board.fen()}")
         return board
+
+    # --- board targets (an auxiliary loss) -------------------------------------------------------------
+
+    BOARD_CLASSES = len(_SQUARE_SYMBOLS)
+    """Classes of a square in `board_targets`: 0 empty, 1-6 white P N B R Q K, 7-12 black p n b r q k."""
+
+    def board_targets(self, tokens: Sequence[int]) -> np.ndarray:
+        """For each token, the board once it is read: int8 array (len(tokens), 64), squares a1, b1, ..., h8, each
+        a class of `BOARD_CLASSES`; a row of -1 where no board is known.
+
+        Reads packed game text (shard blocks): `<bos>` starts the standard position, a position block sets its
+        board at `<moves>`, each move token is played. Rows are -1 inside a position block, after `<eos>`, and
+        from an illegal move or a malformed block until the next `<bos>` (corrupt data costs labels, never an
+        exception). Row t is what a model reading tokens[:t+1] must know to choose the next move.
+        """
+        rows = np.full((len(tokens), 64), -1, dtype=np.int8)
+        board: chess.Board | None = None
+        block_start: int | None = None
+        for at, token in enumerate(tokens):
+            token = int(token)
+            if token == self.bos:
+                board, block_start = chess.Board(), None
+            elif token == self.position_token:
+                board, block_start = None, at
+            elif token == self.moves_token and block_start is not None:
+                try:
+                    board = self._read_position([int(t) for t in tokens[block_start:at + 1]])
+                except (ValueError, IndexError):
+                    board = None
+                block_start = None
+            elif board is not None and block_start is None:
+                move = self.token_move(token)
+                if move is None or not board.is_legal(move):
+                    board = None  # eos, or a move this board does not allow
+                else:
+                    board.push(move)
+            if board is not None and block_start is None:
+                rows[at] = _square_classes(board)
+        return rows
 
     # --- Codec ---------------------------------------------------------------------------------------
 
