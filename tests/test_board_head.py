@@ -14,6 +14,7 @@ import torch
 from click.testing import CliRunner
 
 from gamegpt.cli import main
+from gamegpt.core.checkpoint import load_model
 from gamegpt.core.model import GPT, GPTConfig
 from gamegpt.core.train import TrainConfig, train
 from gamegpt.games import MoveTokenCodec
@@ -132,3 +133,27 @@ def test_board_head_needs_board_labels(tmp_path: Path) -> None:
                                        "--set", "board_head=true", "--set", "max_steps=1", "--no-progress"])
     assert result.exit_code == 2, result.output
     assert "board_head needs data whose codec labels boards" in result.output and "Traceback" not in result.output
+
+
+def test_init_from_starts_a_new_run_with_another_models_weights(shards: Path, tmp_path: Path) -> None:
+    """A board head can be added to a trained model: the new run starts from its weights, the head untrained."""
+    common = dict(data_dir=str(shards), n_layer=1, n_head=2, n_embd=16, batch_size=4, eval_batches=1, seed=0, threads=1)
+    train(TrainConfig(out_dir=str(tmp_path / "first"), max_steps=30, learning_rate=3e-3, min_lr=3e-4, **common),
+          progress=False)
+    first, _, _ = load_model(tmp_path / "first")
+    frozen = dict(learning_rate=1e-12, min_lr=0.0, warmup_steps=0, weight_decay=0.0)  # one step that moves nothing
+    train(TrainConfig(out_dir=str(tmp_path / "second"), max_steps=1, board_head=True, init_from=str(tmp_path / "first"),
+                      **frozen, **common), progress=False)
+    second, _, _ = load_model(tmp_path / "second")
+    assert second.board_head is not None
+    for name, tensor in first.state_dict().items():
+        assert torch.allclose(tensor, second.state_dict()[name], atol=1e-6), name
+
+    for changes, message in ((dict(n_embd=32), "another architecture"), (dict(init_from=str(tmp_path / "none")), "init_from")):
+        args = ["train", "--data", str(shards), "--out", str(tmp_path / f"bad-{len(message)}"), "--no-progress",
+                "--set", f"init_from={tmp_path / 'first'}"]
+        args += [item for key, value in {**common, "max_steps": 1, **changes}.items() if key != "data_dir"
+                 for item in ("--set", f"{key}={value}")]
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 2, result.output
+        assert message in result.output and "Traceback" not in result.output

@@ -40,6 +40,7 @@ from gamegpt.core.checkpoint import (
     CHECKPOINTS_DIR,
     LATEST_FILE,
     list_checkpoints,
+    load_model,
     load_training_state,
     read_checkpoint_config,
     remove_temp_dirs,
@@ -50,6 +51,7 @@ from gamegpt.core.data import get_batch, get_board_batch, open_split, read_meta
 from gamegpt.core.model import GPT, GPTConfig, ModelShape
 from gamegpt.errors import CheckpointError, ConfigError
 from gamegpt.games import codec_from_spec
+from gamegpt.resources import find_model
 
 LOG_FILE = "train_log.jsonl"
 _EVAL_STREAM = 0xE7A1  # keeps the eval batches' random stream apart from the training batches'
@@ -96,6 +98,11 @@ class TrainConfig(ModelShape):
     log_interval: int = 10
     threads: int | None = None
     board_loss_weight: float = 1.0
+    init_from: str | None = None
+    """Start a new run from another model's weights (a run or model directory, or a model name such as
+    "chessgpt"), with a fresh optimizer at step 0: fine-tuning, or a longer run of a shipped model. The
+    architecture and codec must match, except `board_head` (a new head starts untrained; one the new run lacks is
+    dropped). A resumed run ignores it: its weights come from its checkpoint."""
     """With `board_head: true`: the weight of the board head's loss beside the next-token loss (val loss is
     the next-token loss alone, so runs with and without the head compare)."""
 
@@ -491,6 +498,27 @@ def _board_labeller(model_config: GPTConfig, codec: dict[str, Any]) -> Callable[
     return labeller  # type: ignore[no-any-return]
 
 
+def _initial_weights(source: str, model_config: GPTConfig, codec: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The weights of model `source` (a path or a model name) for a new model of `model_config`: every weight
+    but a board head's; ConfigError if the architecture (board head aside) or the codec differs."""
+    path = Path(source).expanduser()
+    if not path.exists():
+        path = find_model(source) or path
+    try:
+        source_model, source_codec, _ = load_model(path)
+    except CheckpointError as e:
+        raise ConfigError(f"init_from: {e}") from None
+    theirs = source_model.config.to_dict()
+    changed = [f"{k} {theirs.get(k)} -> {value}" for k, value in model_config.to_dict().items()
+               if k not in _MAY_CHANGE_ON_RESUME | {"board_head"} and theirs.get(k) != value]
+    if changed:
+        raise ConfigError(f"init_from {source}: another architecture ({'; '.join(changed)}); "
+                          "give the same model shape (and data of the same block length)")
+    if source_codec != codec:
+        raise ConfigError(f"init_from {source}: its codec {source_codec} differs from the data's {codec}")
+    return {name: tensor for name, tensor in source_model.state_dict().items() if not name.startswith("board_head.")}
+
+
 def _check_resumable(checkpoint: dict[str, Any], model_config: GPTConfig, codec: dict[str, Any]) -> None:
     saved = checkpoint["model"]
     ours = model_config.to_dict()
@@ -574,13 +602,18 @@ def _train(cfg: TrainConfig, ctx: _Context, *, resume: bool, stop_after: int | N
         _check_resumable(checkpoint_info, model_config, codec)
     elif list_checkpoints(checkpoints) or (checkpoints / LATEST_FILE).exists():
         raise ConfigError(f"{out}: already holds checkpoints; resume it, or choose another out_dir")
+    initial_weights = None if resume or cfg.init_from is None else _initial_weights(cfg.init_from, model_config, codec)
 
     if ctx.is_main:
         out.mkdir(parents=True, exist_ok=True)
         remove_temp_dirs(checkpoints)
 
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
-    model = GPT(model_config).to(ctx.device)
+    model = GPT(model_config)
+    if initial_weights is not None:
+        model.load_state_dict(initial_weights, strict=False)  # keys checked by _initial_weights
+        say(f"initial weights from {cfg.init_from}", always=True)
+    model = model.to(ctx.device)
     optimizer = model.configure_optimizer(cfg.weight_decay, cfg.learning_rate, (cfg.beta1, cfg.beta2), ctx.device.type)
     step = 0
     state: dict[str, Any] = {"best_val_loss": None, "last_val_loss": None, "last_train_loss": None, "tokens_seen": 0,
