@@ -131,7 +131,7 @@ def _cache_for(game: str, model_path: str, cache_dir: str | None, out: Path, exp
 
 
 @click.command("intervene", cls=Command)
-@click.argument("game", type=click.Choice(["tictactoe"]))
+@click.argument("game", type=GAMES)
 @click.option("--model", "model_path", default="tictactoe", show_default=True)
 @click.option("--probes", "probe_dir", type=click.Path(file_okay=False), required=True,
               help="the --out of a `gamegpt probe` run on this model (its probes and activations)")
@@ -143,7 +143,8 @@ def _cache_for(game: str, model_path: str, cache_dir: str | None, out: Path, exp
 @click.option("--threads", type=int, default=None, help="torch and BLAS CPU threads  [default: 1]")
 def intervene(game: str, model_path: str, probe_dir: str, layer: int | None, positions: int, scales: str, out: str,
               seed: int, threads: int | None) -> None:
-    """Flip one square with the probe direction; how often do the model's legal moves follow the edited board?"""
+    """Edit the board the model sees with the probe direction (tic-tac-toe: flip one square; chess: remove the
+    piece of the model's top move); how often do its moves follow the edited board?"""
     import json
 
     import numpy as np

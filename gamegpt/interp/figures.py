@@ -39,9 +39,10 @@ def draw_board(ax: Any, spec: BoardSpec, board: Sequence[int], *, title: str = "
         text = symbol(spec, int(board[square]), framing)
         if text.strip():
             colour = "black"
-            if shade is not None:
+            if shade is not None:  # white on dark squares of the colour map, black on light ones
                 value = (shade[square] - vmin) / max(1e-9, vmax - vmin)
-                colour = "white" if value < 0.5 else "black"
+                red, green, blue, _ = image.cmap(float(np.clip(value, 0.0, 1.0)))  # type: ignore[union-attr]
+                colour = "white" if 0.299 * red + 0.587 * green + 0.114 * blue < 0.5 else "black"
             ax.text(c, r, text, ha="center", va="center", fontsize=22 if spec.game == "tictactoe" else 11,
                     color=colour, fontweight="bold")
         if square in highlight:
