@@ -38,6 +38,25 @@ class Command(_UserErrorsExit2, click.Command):
     """A click command that reports user errors in one line (exit code 2), also when run on its own."""
 
 
+def game_limit_options(command: Any) -> Any:
+    """The options of `gamegpt match` and `gamegpt tournament` that shape each game: --opening-order,
+    --opening-plies, --tc (time_control), --nodes, --movetime, --max-plies."""
+    options = [
+        click.option("--opening-order", type=click.Choice(["random", "sequential"]), default="random",
+                     show_default=True),
+        click.option("--opening-plies", type=int, default=None, help="cut book lines to their first K plies"),
+        click.option("--tc", "time_control", default=None, metavar="BASE+INC",
+                     help="clock per side in seconds (e.g. 10+0.1), enforced by the arena: a fallen flag loses"),
+        click.option("--nodes", type=int, default=None, help="nodes a move for engine specs that state no limit"),
+        click.option("--movetime", type=int, default=None, help="ms a move for engine specs that state no limit"),
+        click.option("--max-plies", type=int, default=400, show_default=True,
+                     help="a longer game is adjudicated a draw"),
+    ]
+    for option in reversed(options):  # click applies decorators bottom-up: keep the help in this order
+        command = option(command)
+    return command
+
+
 THREADS_HELP = "torch CPU threads (1 is fastest for play and evaluation of small models)"
 RAY_HELP = ("play the games on a Ray cluster: auto (the one `ray start` runs on this machine), local (a private "
             "one), or its ADDRESS; records are written here as usual (needs pip install 'gamegpt[ray]')")

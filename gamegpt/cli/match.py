@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from gamegpt.cli.common import Command, stockfish_for_workers
+from gamegpt.cli.common import Command, game_limit_options, stockfish_for_workers
 from gamegpt.errors import UserError
 
 DEFAULT_PAIRS = 50
@@ -26,13 +26,7 @@ DEFAULT_SPRT_PAIRS = 1000
                    "[default: the tournament's default book]")
 @click.option("--opening-count", type=int, default=None,
               help="openings used, pair k playing opening k mod N  [default: one per pair, as far as the book goes]")
-@click.option("--opening-order", type=click.Choice(["random", "sequential"]), default="random", show_default=True)
-@click.option("--opening-plies", type=int, default=None, help="cut book lines to their first K plies")
-@click.option("--tc", "time_control", default=None, metavar="BASE+INC",
-              help="clock per side in seconds (e.g. 10+0.1), enforced by the arena: a fallen flag loses")
-@click.option("--nodes", type=int, default=None, help="nodes a move for engine specs that state no limit")
-@click.option("--movetime", type=int, default=None, help="ms a move for engine specs that state no limit")
-@click.option("--max-plies", type=int, default=400, show_default=True, help="a longer game is adjudicated a draw")
+@game_limit_options
 @click.option("--workers", type=int, default=None, help="processes playing games  [default: the number of CPUs]")
 @click.option("--seed", type=int, default=0, show_default=True, help="seeds the games and the opening order")
 @click.option("--report-every", type=int, default=10, show_default=True,

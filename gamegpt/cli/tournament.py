@@ -7,7 +7,8 @@ from typing import Sequence
 
 import click
 
-from gamegpt.cli.common import GAMES_AT_ONCE_HELP, RAY_HELP, Command, stockfish_for_workers, workers_or_default
+from gamegpt.cli.common import (GAMES_AT_ONCE_HELP, RAY_HELP, Command, game_limit_options, stockfish_for_workers,
+                                workers_or_default)
 from gamegpt.errors import UserError
 
 
@@ -28,13 +29,7 @@ from gamegpt.errors import UserError
                    "[default: Stockfish's 2moves_v2.pgn, shipped in the package]")
 @click.option("--opening-count", type=int, default=4, show_default=True,
               help="openings used; each pairing plays each one with both colours (2N games a pairing)")
-@click.option("--opening-order", type=click.Choice(["random", "sequential"]), default="random", show_default=True)
-@click.option("--opening-plies", type=int, default=None, help="cut book lines to their first K plies")
-@click.option("--tc", "time_control", default=None, metavar="BASE+INC",
-              help="clock per side in seconds (e.g. 10+0.1), enforced by the arena: a fallen flag loses")
-@click.option("--nodes", type=int, default=None, help="nodes a move for engine specs that state no limit")
-@click.option("--movetime", type=int, default=None, help="ms a move for engine specs that state no limit")
-@click.option("--max-plies", type=int, default=400, show_default=True, help="a longer game is adjudicated a draw")
+@game_limit_options
 @click.option("--workers", type=int, default=None, help="processes (or Ray actors) playing games  [default: the "
               "number of CPUs; with --ray, of the cluster's CPUs]")
 @click.option("--games-at-once", type=int, default=1, show_default=True, help=GAMES_AT_ONCE_HELP)
