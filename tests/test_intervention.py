@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import chess
 import numpy as np
 import pytest
 import torch
@@ -39,11 +40,18 @@ def test_the_edit_makes_the_probe_read_the_new_class_by_scale_times_the_margin(s
     assert np.linalg.norm(random_vector) == pytest.approx(np.linalg.norm(vector))
 
 
-def test_chess_intervention_end_to_end(tmp_path: Path) -> None:
-    probes, out = tmp_path / "probes", tmp_path / "intervene"
+@pytest.fixture(scope="module")
+def chess_probes(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Probes of the shipped chessgpt on a real game and 6 random ones (and their activation cache)."""
+    probes = tmp_path_factory.mktemp("chess") / "probes"
     result = CliRunner().invoke(main, ["probe", "chess", "--model", "chessgpt", "--pgn", OPERA, "--expert-games", "1",
                                        "--random-games", "6", "--layers", "2", "--out", str(probes), "--no-progress"])
     assert result.exit_code == 0, result.output
+    return probes
+
+
+def test_chess_intervention_end_to_end(chess_probes: Path, tmp_path: Path) -> None:
+    probes, out = chess_probes, tmp_path / "intervene"
     result = CliRunner().invoke(main, ["intervene", "chess", "--model", "chessgpt", "--probes", str(probes),
                                        "--layer", "2", "--positions", "40", "--scales", "1,8", "--out", str(out)])
     assert result.exit_code == 0, result.output
@@ -58,6 +66,20 @@ def test_chess_intervention_end_to_end(tmp_path: Path) -> None:
                    for scale in (1.0, 8.0)}
     assert moved_piece[8.0] <= moved_piece[1.0]  # a larger edit moves the removed piece no more often
     assert (out / "intervention.png").stat().st_size > 0
+
+
+def test_a_chess_sae_latent_clamped_shows_the_move_before_and_after(chess_probes: Path, tmp_path: Path) -> None:
+    sae = tmp_path / "sae"
+    result = CliRunner().invoke(main, ["sae", "train", "chess", "--model", "chessgpt", "--site", "resid", "--layer", "2",
+                                       "--latents", "64", "--k", "4", "--sae-steps", "100", "--cache",
+                                       str(chess_probes / "activations" / "chessgpt"), "--out", str(sae), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(main, ["sae", "report", str(sae)])
+    assert result.exit_code == 0, result.output
+    clamp = json.loads((sae / "sae-report.json").read_text())["clamp"]
+    for key in ("clean_move", "zeroed_move", "clamped_move"):  # one token per move: each is a UCI move
+        assert chess.Move.from_uci(clamp[key])
+    assert (sae / "sae-clamp.png").stat().st_size > 0
 
 
 def test_a_character_pgn_chess_model_is_one_line(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from gamegpt.games.chess_codecs import MoveTokenCodec
 from gamegpt.interp.labels import BoardSpec
 
 _CHESS_SYMBOLS = dict(zip(".PNBRQKpnbrqk", " ♙♘♗♖♕♔♟♞♝♜♛♚"))
@@ -62,6 +63,15 @@ def draw_board(ax: Any, spec: BoardSpec, board: Sequence[int], *, title: str = "
     if colorbar and image is not None:
         ax.figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
     return image
+
+
+def move_mass_by_square(move_probabilities: np.ndarray) -> list[float]:
+    """For a one-token-per-move chess model: the probability of moving from each square (a1 ... h8), from its
+    probabilities over the `MoveTokenCodec` move tokens (the first `N_MOVES` of its vocabulary)."""
+    moves = MoveTokenCodec.vocabulary_moves()
+    mass = np.zeros(64)
+    np.add.at(mass, [move.from_square for move in moves], np.asarray(move_probabilities)[:len(moves)])
+    return mass.tolist()
 
 
 def _cell(spec: BoardSpec, square: int) -> tuple[int, int]:

@@ -31,6 +31,7 @@ from gamegpt.atomic import write_json_atomic, write_text_atomic
 from gamegpt.errors import UserError
 from gamegpt.games.chess_codecs import MoveTokenCodec
 from gamegpt.interp.activations import ActivationCache, StudiedModel, logits_all
+from gamegpt.interp.figures import move_mass_by_square
 from gamegpt.interp.probes import ProbeWeights
 
 
@@ -104,11 +105,6 @@ def _chess_rows(studied: StudiedModel, cache: ActivationCache, probe: ProbeWeigh
         edits = None if edit is None else {("resid", layer): _edit_at(len(tokens) - 1, edit)}
         return torch.softmax(logits_all(studied.model, tokens, edits=edits)[-1, :codec.N_MOVES], -1).numpy()
 
-    def from_squares(probs: np.ndarray) -> list[float]:
-        mass = np.zeros(64)
-        np.add.at(mass, [move.from_square for move in codec.vocabulary_moves()], probs)
-        return mass.tolist()
-
     for index in positions:
         game = _game_at(cache, index, studied)
         if game.outcome() is not None:
@@ -143,7 +139,7 @@ def _chess_rows(studied: StudiedModel, cache: ActivationCache, probe: ProbeWeigh
                 if name == "probe" and example is None and scale == scales[-1] and row["probe_chosen_legal_on_edited"]:
                     example = {"board": [int(c) for c in cache.labels["board"][index]], "square": square,
                                "edited": [0 if s == square else int(c) for s, c in enumerate(cache.labels["board"][index])],
-                               "clean": from_squares(clean), "after": from_squares(probs), "scale": scale,
+                               "clean": move_mass_by_square(clean), "after": move_mass_by_square(probs), "scale": scale,
                                "clean_move": top.uci(), "after_move": codec.token_move(chosen).uci()}  # type: ignore[union-attr]
             rows.append(row)
     return rows, example

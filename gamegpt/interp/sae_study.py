@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from gamegpt.atomic import write_json_atomic, write_text_atomic
 from gamegpt.errors import UserError
+from gamegpt.games.chess_codecs import MoveTokenCodec
 from gamegpt.interp.activations import ActivationCache, StudiedModel, _replay, logits_all, probe_positions
 from gamegpt.interp.probe_study import split_masks
 from gamegpt.interp.sae import SAE, encode_all, load_sae, reconstruction_metrics
@@ -233,7 +234,7 @@ def clamp_latent(studied: StudiedModel, cache: ActivationCache, sae: SAE, site: 
     """Zero the latent where it fires strongest on held-out games, and clamp it to its maximum where it is
     silent; the change (decoded difference) is added to the site at that position; the next move before/after."""
     from gamegpt.eval.plots import pyplot, save_figure
-    from gamegpt.interp.figures import draw_board
+    from gamegpt.interp.figures import draw_board, move_mass_by_square
 
     candidates = np.flatnonzero(test)
     on = candidates[np.argmax(codes[candidates, latent])]
@@ -269,14 +270,21 @@ def clamp_latent(studied: StudiedModel, cache: ActivationCache, sae: SAE, site: 
         results[f"{tag}_before_move"] = text([int(before.argmax())])
         results[f"{tag}_position"] = int(index)
         panels.append((tag, index, before.numpy(), after.numpy()))
-    if studied.game == "tictactoe":
+    one_token_moves = studied.game == "tictactoe" or isinstance(studied.codec, MoveTokenCodec)
+    if one_token_moves:  # a move is a token: its probability can be drawn on its (from-)square
+        def shade(probs: np.ndarray) -> list[float]:
+            return probs[:9].tolist() if studied.game == "tictactoe" else move_mass_by_square(probs)
+
+        what = "P(next move)" if studied.game == "tictactoe" else "P(move from square)"
         fig, axes = pyplot().subplots(len(panels), 2, figsize=(6, 3 * len(panels)), squeeze=False)
         spec = cache.board_spec
         for (tag, index, before, after), row in zip(panels, axes):
             board = cache.labels["board"][index]
-            draw_board(row[0], spec, board, shade=before[:9], cmap="Blues", title=f"P(next move), clean")
-            draw_board(row[1], spec, board, shade=after[:9], cmap="Blues",
-                       title=f"latent {latent} {tag}" + (f" to {peak:.2f}" if tag == "clamped" else ""))
+            draw_board(row[0], spec, board, shade=shade(before), cmap="Blues",
+                       title=f"{what}, clean: {results[f'{tag}_before_move']}")
+            draw_board(row[1], spec, board, shade=shade(after), cmap="Blues",
+                       title=f"latent {latent} {tag}" + (f" to {peak:.2f}" if tag == "clamped" else "")
+                       + f": {results[f'{tag}_move']}")
         fig.suptitle(f"steering with SAE latent {latent}")
         fig.tight_layout()
         save_figure(fig, path)
