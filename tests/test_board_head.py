@@ -17,7 +17,7 @@ from gamegpt.cli import main
 from gamegpt.core.checkpoint import load_model
 from gamegpt.core.model import GPT, GPTConfig
 from gamegpt.core.train import TrainConfig, train
-from gamegpt.games import MoveTokenCodec
+from gamegpt.games import MoveTokenCodec, PositionMoveCodec
 from gamegpt.selfplay.dataset import records_to_shards
 from gamegpt.selfplay.runner import run_selfplay
 
@@ -46,7 +46,7 @@ def test_labels_are_the_boards_after_each_token() -> None:
         assert labels[at].tolist() == classes(board)
     assert (labels[len(moves) + 1] == -1).all()  # <eos>
     second_at = len(first)
-    assert (labels[second_at + 1:second_at + 72] == -1).all()  # inside the position block, before <moves>
+    assert (labels[second_at:second_at + 72] == -1).all()  # its <bos> and the position block, before <moves>
     assert labels[second_at + 72].tolist() == classes(start)  # <moves>: the block's board
     start.push_uci("f1b5")
     assert labels[second_at + 73].tolist() == classes(start)
@@ -157,3 +157,17 @@ def test_init_from_starts_a_new_run_with_another_models_weights(shards: Path, tm
         result = CliRunner().invoke(main, args)
         assert result.exit_code == 2, result.output
         assert message in result.output and "Traceback" not in result.output
+
+
+def test_position_move_samples_are_labelled_from_their_position_block() -> None:
+    codec = PositionMoveCodec()
+    moves = [chess.Move.from_uci(m) for m in OPERA[:3]]
+    tokens = codec.encode_game(moves)  # one 74-token sample per move: <bos>, the block, the move
+    labels = codec.board_targets(tokens)
+    board = chess.Board()
+    for number, move in enumerate(moves):
+        at = number * codec.sample_len
+        assert (labels[at:at + 72] == -1).all()  # <bos> and the block up to <moves>
+        assert labels[at + 72].tolist() == classes(board)  # <moves>: the sample's position
+        board.push(move)
+        assert labels[at + 73].tolist() == classes(board)  # its move played

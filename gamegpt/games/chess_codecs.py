@@ -437,7 +437,8 @@ class MoveTokenCodec(Codec):
         """For each token, the board once it is read: int8 array (len(tokens), 64), squares a1, b1, ..., h8, each
         a class of `BOARD_CLASSES`; a row of -1 where no board is known.
 
-        Reads packed game text (shard blocks): `<bos>` starts the standard position, a position block sets its
+        Reads packed game text (shard blocks): `<bos>` starts the standard position (unless a position block
+        follows: its row is then -1), a position block sets its
         board at `<moves>`, each move token is played. Rows are -1 inside a position block, after `<eos>`, and
         from an illegal move or a malformed block until the next `<bos>` (corrupt data costs labels, never an
         exception). Row t is what a model reading tokens[:t+1] must know to choose the next move.
@@ -447,8 +448,9 @@ class MoveTokenCodec(Codec):
         block_start: int | None = None
         for at, token in enumerate(tokens):
             token = int(token)
-            if token == self.bos:
-                board, block_start = chess.Board(), None
+            if token == self.bos:  # the standard start, unless a position block follows
+                starts_block = at + 1 < len(tokens) and int(tokens[at + 1]) == self.position_token
+                board, block_start = (None if starts_block else chess.Board()), None
             elif token == self.position_token:
                 board, block_start = None, at
             elif token == self.moves_token and block_start is not None:
