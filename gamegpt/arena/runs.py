@@ -29,7 +29,7 @@ import signal
 import threading
 from collections import Counter
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Protocol, Sequence
 
@@ -86,6 +86,14 @@ def creation_date(summary: dict[str, Any] | None) -> str:
     """The run's creation date (ISO, UTC): the one in its summary, else today's."""
     today = datetime.datetime.now(datetime.timezone.utc).date().isoformat()
     return str((summary or {}).get("created") or today)
+
+
+def study_settings(config: Any) -> dict[str, Any]:
+    """A study config (a dataclass) as the JSON its experiment.json records: every field but `out_dir`,
+    sequences as lists (so a re-run's settings compare equal to the file's)."""
+    data = asdict(config)
+    data.pop("out_dir", None)
+    return {k: list(v) if isinstance(v, (tuple, list)) else v for k, v in data.items()}
 
 
 def check_settings(summary_path: Path, records_path: Path, settings: dict[str, Any]) -> str:

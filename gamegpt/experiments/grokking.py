@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -32,7 +32,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from gamegpt.arena.runs import check_settings
+from gamegpt.arena.runs import check_settings, study_settings
 from gamegpt.atomic import write_json_atomic, write_text_atomic
 from gamegpt.errors import UserError
 from gamegpt.eval.plots import pyplot, save_figure
@@ -63,9 +63,7 @@ class GrokkingConfig:
     """The seed of the train/validation split, the same for every run (the run's seed sets the weights)."""
 
     def settings(self) -> dict[str, Any]:
-        data = asdict(self)
-        del data["out_dir"]
-        return {k: list(v) if isinstance(v, (tuple, list)) else v for k, v in data.items()}
+        return study_settings(self)
 
     def validate(self) -> None:
         unknown = [t for t in self.tasks if t not in TASKS]

@@ -28,7 +28,7 @@ import itertools
 import json
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from gamegpt.arena.records import read_records
-from gamegpt.arena.runs import check_settings
+from gamegpt.arena.runs import check_settings, study_settings
 from gamegpt.atomic import atomic_path, write_json_atomic, write_text_atomic
 from gamegpt.core.board_cnn import BoardCNN, BoardCNNConfig
 from gamegpt.core.model import GPT, GPTConfig
@@ -81,9 +81,7 @@ class PlatonicConfig:
     data_seed: int = 0
 
     def settings(self) -> dict[str, Any]:
-        data = asdict(self)
-        del data["out_dir"]
-        return {k: list(v) if isinstance(v, (tuple, list)) else v for k, v in data.items()}
+        return study_settings(self)
 
     def validate(self) -> None:
         if not self.noise_rates or any(not 0.0 <= r <= 1.0 for r in self.noise_rates):
