@@ -98,13 +98,13 @@ class TrainConfig(ModelShape):
     log_interval: int = 10
     threads: int | None = None
     board_loss_weight: float = 1.0
+    """With `board_head: true`: the weight of the board head's loss beside the next-token loss (val loss is
+    the next-token loss alone, so runs with and without the head compare)."""
     init_from: str | None = None
     """Start a new run from another model's weights (a run or model directory, or a model name such as
     "chessgpt"), with a fresh optimizer at step 0: fine-tuning, or a longer run of a shipped model. The
     architecture and codec must match, except `board_head` (a new head starts untrained; one the new run lacks is
     dropped). A resumed run ignores it: its weights come from its checkpoint."""
-    """With `board_head: true`: the weight of the board head's loss beside the next-token loss (val loss is
-    the next-token loss alone, so runs with and without the head compare)."""
 
     def __post_init__(self) -> None:
         self.validate()
