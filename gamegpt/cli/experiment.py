@@ -166,7 +166,7 @@ def _number_list(text: str, option: str, kind: type = float) -> list:  # type: i
 
 @experiment.command("grokking")
 @click.option("--preset", type=click.Choice(["default", "small", "tiny"]), default="default", show_default=True,
-              help="sizes: default (~30 min on 2 cores), small (~10 min), tiny (seconds, for tests); "
+              help="sizes: default (30 min on one CPU core, measured), small (~10 min), tiny (seconds, for tests); "
                    "the options below override it")
 @click.option("--tasks", default=None, help="comma-separated: modular, tictactoe  [default: both]")
 @click.option("--weight-decays", default=None, help="comma-separated AdamW weight decays  [default: 0,0.1,0.3,1]")
@@ -205,7 +205,7 @@ def experiment_grokking(preset: str, tasks: str | None, weight_decays: str | Non
 
 @experiment.command("platonic")
 @click.option("--preset", type=click.Choice(["default", "small", "tiny"]), default="default", show_default=True,
-              help="sizes: default (~40 min), small (~3 CPU minutes), tiny (seconds, for tests); "
+              help="sizes: default (33 min on one CPU core, measured), small (~3 CPU minutes), tiny (seconds, for tests); "
                    "the options below override it")
 @click.option("--noise", "noise_rates", default=None, help="comma-separated noise rates  [default: 0,0.05,0.5,0.8]")
 @click.option("--seeds", default=None, help="comma-separated seeds, at least two  [default: 0,1,2]")
