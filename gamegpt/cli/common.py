@@ -100,11 +100,21 @@ def stockfish_for_workers(path: str | None) -> Iterator[None]:
             os.environ[STOCKFISH_ENV] = saved
 
 
-def set_threads(threads: int | None) -> None:
-    if threads:
-        import torch
+def set_threads(threads: int | None, default: int | None = None) -> None:
+    """torch's CPU threads (and BLAS's, where threadpoolctl is installed): `threads`, else `default`; with
+    neither, the libraries' own defaults are left alone."""
+    count = threads or default
+    if not count:
+        return
+    import torch
 
-        torch.set_num_threads(threads)
+    torch.set_num_threads(count)
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(count)  # stays in force: not used as a context manager
+    except ImportError:  # threadpoolctl comes with scikit-learn, an optional dependency
+        pass
 
 
 def exit_now(code: int) -> None:

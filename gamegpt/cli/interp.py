@@ -8,20 +8,10 @@ from typing import Sequence
 
 import click
 
-from gamegpt.cli.common import Command, Group
+from gamegpt.cli.common import Command, Group, set_threads
 
-
-def set_threads(threads: int | None) -> None:
-    """torch and BLAS threads: 1 unless asked (these small models run fastest so, and the machine is shared)."""
-    import torch
-
-    torch.set_num_threads(threads or 1)
-    try:
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(threads or 1)
-    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
-        pass
+INTERP_THREADS = 1
+"""Threads unless asked: these small models run fastest so, and the machine is shared."""
 
 GAMES = click.Choice(["tictactoe", "chess"])
 
@@ -66,7 +56,7 @@ def activations(game: str, model_path: str, out: str, expert_games: int | None, 
     from gamegpt.interp.activations import build_cache, load_studied_model
     from gamegpt.interp.sources import make_games
 
-    set_threads(threads)
+    set_threads(threads, default=INTERP_THREADS)
     expert, rand = _counts(game, expert_games, random_games)
     cache = build_cache(load_studied_model(model_path, game), make_games(game, expert, rand, seed, pgn), out,
                         progress=not no_progress)
@@ -93,7 +83,7 @@ def probe(game: str, models: Sequence[str], noise_study: str | None, layers: str
     from gamegpt.errors import UserError
     from gamegpt.interp.probe_study import format_probe_table, run_probe_study
 
-    set_threads(threads)
+    set_threads(threads, default=INTERP_THREADS)
     specs = _parse_models(models)
     if noise_study is not None:
         found = sorted(Path(noise_study).glob("noise-*/model"), key=lambda p: float(p.parent.name[6:]))
@@ -155,7 +145,7 @@ def intervene(game: str, model_path: str, probe_dir: str, layer: int | None, pos
     from gamegpt.interp.intervention import format_intervention_table, run_intervention
     from gamegpt.interp.probe_study import load_probe, slug, split_masks
 
-    set_threads(threads)
+    set_threads(threads, default=INTERP_THREADS)
     studied = load_studied_model(model_path, game)
     summary_path = Path(probe_dir) / "probe.json"
     if not summary_path.is_file():
@@ -207,7 +197,7 @@ def sae_train(game: str, model_path: str, site: str, layer: int, kind: str, late
     from gamegpt.interp.probe_study import split_masks
     from gamegpt.interp.sae import SAEConfig, reconstruction_metrics, train_sae
 
-    set_threads(threads)
+    set_threads(threads, default=INTERP_THREADS)
     out_path = Path(out)
     studied, cache = _cache_for(game, model_path, cache_dir, out_path, expert_games, random_games, pgn, seed,
                                 not no_progress)
@@ -232,7 +222,7 @@ def sae_report(sae_dir: str, threads: int | None) -> None:
     from gamegpt.interp.sae import load_sae
     from gamegpt.interp.sae_study import format_sae_report, run_sae_report
 
-    set_threads(threads)
+    set_threads(threads, default=INTERP_THREADS)
     _, state = load_sae(sae_dir)
     studied = load_studied_model(state["model"], state["game"])
     cache = ActivationCache(state["cache"])
