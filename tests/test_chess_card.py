@@ -7,7 +7,9 @@ import json
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from gamegpt.cli import main
 from gamegpt.experiments.chess_card import SWEEP, ChessCardConfig, measure_chess_model, write_chess_card
 from gamegpt.selfplay.runner import run_selfplay
 
@@ -43,3 +45,31 @@ def test_the_card_states_what_was_measured(tmp_path: Path, untrained_chess_model
     assert measured["agreement"]["positions"] == 2 and "gamegpt train ..." in text and "nothing to note" in text
     cached = json.loads((tmp_path / "measured" / "agreement.json").read_text())
     assert cached["stockfish_top1_count"] == measured["agreement"]["stockfish_top1_count"]
+    assert measured["puzzles"]["attempted"] == 0 and measured["puzzles"]["skipped"]  # FEN-only, read by no history
+    assert "all 1000 were skipped" in text
+    assert json.loads((model / "measurements.json").read_text())["agreement"] == measured["agreement"]
+
+
+def test_the_card_command_reads_its_words_from_yaml_and_rejects_bad_input(
+        tmp_path: Path, untrained_chess_model: Path, held_out: Path) -> None:
+    model = tmp_path / "model"
+    model.mkdir()
+    for file in untrained_chess_model.iterdir():
+        (model / file.name).write_bytes(file.read_bytes())
+    (model / "card.yaml").write_text("intro: A toy from YAML.\ncommands:\n  - gamegpt train --data d\nnotes:\n  - a note\n")
+    base = ["model", "card", str(model), "--out", str(tmp_path / "measured")]
+    tiny = ["--legality-games", "1", "--agreement-positions", "1", "--agreement-nodes", "100", "--opening-count", "1",
+            "--puzzle-limit", "3", "--ladder", "random", "--workers", "1"]
+    bad = {("--held-out", "no-label-here"): "expected LABEL=RECORDS",
+           ("--held-out", f"x={tmp_path / 'missing.jsonl'}"): "no file",
+           ("--held-out", f"x={held_out}", "--agreement-from", "y"): "not a --held-out label",
+           ("--held-out", f"x={held_out}", "--text", str(tmp_path / "nothing.yaml")): "card text"}
+    for args, message in bad.items():
+        result = CliRunner().invoke(main, [*base, *args, *tiny])
+        assert result.exit_code == 2 and message in result.output, result.output
+    assert not (tmp_path / "measured").exists()  # nothing measured on bad input
+    result = CliRunner().invoke(main, [*base, "--held-out", f"selfplay={held_out}", "--name", "toy", *tiny])
+    assert result.exit_code == 0, result.output
+    text = (model / "README.md").read_text()
+    assert text.startswith("# toy\n\nA toy from YAML.") and "gamegpt train --data d" in text and "- a note" in text
+    assert "all 3 were skipped" in text

@@ -1,12 +1,14 @@
-"""`gamegpt model`: inspect and export checkpoints."""
+"""`gamegpt model`: inspect and export checkpoints, and write a chess model's measured card."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 
 from gamegpt.cli.common import Group
+from gamegpt.errors import UserError
 
 
 @click.group(cls=Group)
@@ -39,3 +41,63 @@ def model_info(path: str) -> None:
     click.echo(json.dumps({"path": str(config.get("path")), "model": config["model"], "codec": config.get("codec"),
                            "step": config.get("step", meta.get("step")), "train_loss": meta.get("train_loss"),
                            "val_loss": meta.get("val_loss")}, indent=2, default=str))
+
+
+@model.command("card")
+@click.argument("model_name")
+@click.option("--held-out", "held_out", multiple=True, required=True, metavar="LABEL=RECORDS",
+              help="held-out game records (JSONL) never trained on, with a label, e.g. human=data/twic-heldout.jsonl "
+                   "(repeatable; the first gives the agreement positions unless --agreement-from says otherwise)")
+@click.option("--text", "text_path", type=click.Path(dir_okay=False), default=None,
+              help="YAML with the card's words: intro (text), commands (list of lines), notes (list)  "
+                   "[default: card.yaml in the model's directory]")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True,
+              help="where the measurements are cached (a re-run continues from them)")
+@click.option("--name", default=None, help="the model's name in tables [default: its directory's name]")
+@click.option("--agreement-from", default=None, help="the --held-out label whose games give the agreement positions")
+@click.option("--legality-games", type=click.IntRange(min=1), default=200, show_default=True)
+@click.option("--agreement-positions", type=click.IntRange(min=1), default=300, show_default=True)
+@click.option("--agreement-nodes", type=click.IntRange(min=1), default=20_000, show_default=True)
+@click.option("--opening-count", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--puzzle-limit", type=click.IntRange(min=1), default=None, help="the first N shipped puzzles only")
+@click.option("--ladder", default="default", show_default=True, help="'default' or comma-separated player specs")
+@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True, help="tournament processes")
+def model_card(model_name: str, held_out: tuple[str, ...], text_path: str | None, out_dir: str, name: str | None,
+               agreement_from: str | None, legality_games: int, agreement_positions: int, agreement_nodes: int,
+               opening_count: int, puzzle_limit: int | None, ladder: str, workers: int) -> None:
+    """Measure a chess model and write its card (README.md and measurements.json in the model's directory).
+
+    Measures the raw legal-move rate by move number on each held-out set (T=1 and 0.001), masked top-1 agreement
+    with Stockfish, the shipped Lichess puzzles and one gauntlet against the ladder with the temperature sweep
+    and the repetition aid. Hours for a shipped model at the defaults (the gauntlet is most of it)."""
+    import yaml
+
+    from gamegpt.engine.model_player import resolve_model_path
+    from gamegpt.experiments.chess_card import ChessCardConfig, write_chess_card
+
+    model_dir = resolve_model_path(model_name)
+    sets: dict[str, str] = {}
+    for item in held_out:
+        label, sep, path = item.partition("=")
+        if not sep or not label or not path:
+            raise UserError(f"--held-out {item!r}: expected LABEL=RECORDS")
+        if not Path(path).is_file():
+            raise UserError(f"--held-out {label}: no file {path}")
+        sets[label] = path
+    if agreement_from is not None and agreement_from not in sets:
+        raise UserError(f"--agreement-from {agreement_from!r} is not a --held-out label ({', '.join(sets)})")
+    text_file = Path(text_path) if text_path else model_dir / "card.yaml"
+    try:
+        words = yaml.safe_load(text_file.read_text())
+    except (OSError, yaml.YAMLError) as e:
+        raise UserError(f"card text {text_file}: {e}") from None
+    if not isinstance(words, dict) or not isinstance(words.get("intro"), str) or not isinstance(words.get("commands"), list):
+        raise UserError(f"card text {text_file}: needs 'intro' (text) and 'commands' (a list), optionally 'notes' (a list)")
+    ladder_spec: str | list[str] = ladder if ladder == "default" else [s.strip() for s in ladder.split(",") if s.strip()]
+    cfg = ChessCardConfig(model=model_name, name=name or model_dir.name, out_dir=out_dir, held_out=sets,
+                          legality_games=legality_games, agreement_from=agreement_from,
+                          agreement_positions=agreement_positions, agreement_nodes=agreement_nodes,
+                          opening_count=opening_count, puzzle_limit=puzzle_limit, ladder=ladder_spec, workers=workers)
+    path = write_chess_card(cfg, intro=words["intro"].strip(), commands=[str(c) for c in words["commands"]],
+                            notes=[str(n) for n in words.get("notes") or []])
+    click.echo(f"wrote {path}")

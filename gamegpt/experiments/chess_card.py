@@ -8,8 +8,9 @@
 - one gauntlet against the default ladder with the model at the default decoding (mask, temperature
   0.001), at temperatures 0.1 and 1, and with `avoid_repetition` (a decoding aid, reported beside the
   model's own rating, never instead of it);
-- the rated-bucket puzzle table when the model reads positions (a codec with start positions); for a model
-  that reads only whole games the FEN-only puzzles are skipped, and the card says so.
+- the rated-bucket table of the Lichess puzzles shipped in the package, at the default decoding; for a model
+  that reads only whole games (no start-position encoding) the FEN-only puzzles are skipped and counted, and
+  the card says so.
 
 `chess_card_text` turns the measurements and the model's config into the card (Markdown).
 """
@@ -29,6 +30,7 @@ from gamegpt.core.model import GPT, GPTConfig
 from gamegpt.engine.model_player import load_model_player, resolve_model_path
 from gamegpt.eval.agreement import format_agreement_table, label_positions, top1_agreement
 from gamegpt.eval.legality import format_legality_table, legal_move_rate
+from gamegpt.eval.puzzles import evaluate_puzzles, format_puzzle_table
 from gamegpt.eval.openings import default_book, load_openings
 from gamegpt.eval.tournament import Entrant, resolve_anchor, run_tournament
 from gamegpt.experiments.chess_transcendence import ladder_of
@@ -57,6 +59,7 @@ class ChessCardConfig:
     agreement_positions: int = 300
     agreement_nodes: int = 20_000
     opening_count: int = 10
+    puzzle_limit: int | None = None
     ladder: str | Sequence[str] = "default"
     workers: int = 2
     seed: int = 0
@@ -103,6 +106,19 @@ def _tournament(cfg: ChessCardConfig, out: Path) -> dict[str, Any]:
             "openings": len(openings), "subjects": {s.name: s.spec for s in subjects}}
 
 
+def _puzzles(cfg: ChessCardConfig) -> dict[str, Any]:
+    from gamegpt.arena.puzzle_file import read_puzzles
+    from gamegpt.resources import PUZZLE_SAMPLE, data_file
+
+    puzzle_set = read_puzzles(str(data_file(*PUZZLE_SAMPLE)), limit=cfg.puzzle_limit)
+    player = load_model_player(cfg.model, "chess")
+    evaluation = evaluate_puzzles({cfg.name: player}, puzzle_set, seed=cfg.seed,
+                                  settings={"policy": "mask", "temperature": 0.001}, progress=False)
+    result = evaluation.results[0]
+    return {"source": PUZZLE_SAMPLE[-1], "puzzles": len(puzzle_set.puzzles), "attempted": len(result.attempts),
+            "skipped": dict(result.skip_counts()), "table": format_puzzle_table(evaluation)}
+
+
 def measure_chess_model(cfg: ChessCardConfig) -> dict[str, Any]:
     """Every measurement of the card (see the module docstring), cached in `cfg.out_dir`."""
     out = Path(cfg.out_dir)
@@ -110,8 +126,9 @@ def measure_chess_model(cfg: ChessCardConfig) -> dict[str, Any]:
                                             lambda label=label, path=path, t=t: _legality(cfg, label, path, t))
                 for label, path in cfg.held_out.items() for t in (1.0, 0.001)}
     agreement = _cached(out / "agreement.json", lambda: _agreement(cfg))
+    puzzles = _cached(out / "puzzles.json", lambda: _puzzles(cfg))
     tournament = _cached(out / "tournament.json", lambda: _tournament(cfg, out))
-    return {"legality": legality, "agreement": agreement, "tournament": tournament}
+    return {"legality": legality, "agreement": agreement, "puzzles": puzzles, "tournament": tournament}
 
 
 def min_legal_rate(result: Mapping[str, Any], up_to: int = 40) -> float | None:
@@ -177,10 +194,23 @@ repetition-avoiding decoding aid (`avoid_repetition=true`), whose rating is the 
 {measured['agreement']['table']}
 ```
 
+## Lichess puzzles
+
+{_puzzle_text(measured['puzzles'])}
+
 ## Notes
 
 {chr(10).join(f'- {note}' for note in notes)}
 """
+
+
+def _puzzle_text(puzzles: Mapping[str, Any]) -> str:
+    head = (f"The {puzzles['puzzles']} Lichess puzzles shipped in the package (`{puzzles['source']}`), at the default "
+            f"decoding (mask, temperature 0.001); solved = every solver move matches the solution (a mate counts).")
+    if not puzzles["attempted"]:
+        return (f"{head} This model reads only games from the start position and these puzzles give a FEN and no "
+                f"game: all {puzzles['puzzles']} were skipped, so it has no puzzle rating.")
+    return f"{head}\n\n```\n{puzzles['table']}\n```"
 
 
 def _rating_text(rating: Mapping[str, Any]) -> str:
@@ -192,9 +222,11 @@ def _rating_text(rating: Mapping[str, Any]) -> str:
 
 
 def write_chess_card(cfg: ChessCardConfig, *, intro: str, commands: Sequence[str], notes: Sequence[str] = ()) -> Path:
-    """Measure (or read the cached measurements) and write `README.md` into the model directory."""
+    """Measure (or read the cached measurements) and write `README.md` into the model directory, with the
+    measurements beside it (`measurements.json`)."""
     measured = measure_chess_model(cfg)
     text = chess_card_text(cfg.model, cfg.name, measured, intro=intro, commands=commands, notes=notes)
-    path = resolve_model_path(cfg.model) / "README.md"
-    write_text_atomic(path, text)
-    return path
+    model_dir = resolve_model_path(cfg.model)
+    write_json_atomic(model_dir / "measurements.json", measured)
+    write_text_atomic(model_dir / "README.md", text)
+    return model_dir / "README.md"
