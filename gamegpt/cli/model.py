@@ -20,7 +20,8 @@ def model() -> None:
 @click.argument("source", type=click.Path())
 @click.argument("destination", type=click.Path(file_okay=False))
 @click.option("--dtype", type=click.Choice(["float32", "bfloat16"]), default="float32", show_default=True)
-@click.option("--overwrite", is_flag=True)
+@click.option("--overwrite", is_flag=True,
+              help="replace DESTINATION as a whole (atomically): files beside the model there, such as a card, go too")
 def model_export(source: str, destination: str, dtype: str, overwrite: bool) -> None:
     """Copy a run's latest (or a given) checkpoint's model for shipping: config.json + model.safetensors."""
     from gamegpt.core.checkpoint import export_model
