@@ -59,7 +59,7 @@ def test_the_card_command_reads_its_words_from_yaml_and_rejects_bad_input(
     (model / "card.yaml").write_text("intro: A toy from YAML.\ncommands:\n  - gamegpt train --data d\nnotes:\n  - a note\n")
     base = ["model", "card", str(model), "--out", str(tmp_path / "measured")]
     tiny = ["--legality-games", "1", "--agreement-positions", "1", "--agreement-nodes", "100", "--opening-count", "1",
-            "--puzzle-limit", "3", "--ladder", "random", "--workers", "1"]
+            "--puzzle-limit", "3", "--rung", "stockfish:skill=0,nodes=10", "--workers", "1"]  # a spec with commas
     bad = {("--held-out", "no-label-here"): "expected LABEL=RECORDS",
            ("--held-out", f"x={tmp_path / 'missing.jsonl'}"): "no file",
            ("--held-out", f"x={held_out}", "--agreement-from", "y"): "not a --held-out label",
@@ -72,4 +72,4 @@ def test_the_card_command_reads_its_words_from_yaml_and_rejects_bad_input(
     assert result.exit_code == 0, result.output
     text = (model / "README.md").read_text()
     assert text.startswith("# toy\n\nA toy from YAML.") and "gamegpt train --data d" in text and "- a note" in text
-    assert "all 3 were skipped" in text
+    assert "all 3 were skipped" in text and "stockfish:skill=0,nodes=10" in text

@@ -30,8 +30,8 @@ from gamegpt.core.model import GPT, GPTConfig
 from gamegpt.engine.model_player import load_model_player, resolve_model_path
 from gamegpt.eval.agreement import format_agreement_table, label_positions, top1_agreement
 from gamegpt.eval.legality import format_legality_table, legal_move_rate
-from gamegpt.eval.puzzles import evaluate_puzzles, format_puzzle_table
 from gamegpt.eval.openings import default_book, load_openings
+from gamegpt.eval.puzzles import evaluate_puzzles, format_puzzle_table
 from gamegpt.eval.tournament import Entrant, resolve_anchor, run_tournament
 from gamegpt.experiments.chess_transcendence import ladder_of
 
