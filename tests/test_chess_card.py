@@ -45,6 +45,8 @@ def test_the_card_states_what_was_measured(tmp_path: Path, untrained_chess_model
     assert measured["agreement"]["positions"] == 2 and "gamegpt train ..." in text and "nothing to note" in text
     cached = json.loads((tmp_path / "measured" / "agreement.json").read_text())
     assert cached["stockfish_top1_count"] == measured["agreement"]["stockfish_top1_count"]
+    assert set(measured["mates"]) == {"selfplay"} and "## Mate in one" in text
+    assert measured["mates"]["selfplay"]["table"] in text
     assert measured["puzzles"]["attempted"] == 0 and measured["puzzles"]["skipped"]  # FEN-only, read by no history
     assert "all 1000 were skipped" in text
     assert json.loads((model / "measurements.json").read_text())["agreement"] == measured["agreement"]

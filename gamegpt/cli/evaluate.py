@@ -1,4 +1,4 @@
-"""`gamegpt eval`: score models (tic-tac-toe, legal-move rate, Stockfish agreement, puzzles)."""
+"""`gamegpt eval`: score models (tic-tac-toe, legal-move rate, Stockfish agreement, mate in one, puzzles)."""
 
 from __future__ import annotations
 
@@ -126,6 +126,39 @@ def eval_agreement(models: Sequence[str], records: str, positions: int, nodes: i
     out = Path(out_dir) / "agreement.json"
     write_json_atomic(out, {"records": records, "positions": len(labelled), "nodes": nodes, "seed": seed,
                             "temperature": temperature, "results": [r.to_dict() for r in results]})
+    click.echo(f"wrote {out}")
+
+
+@eval.command("mates")
+@click.option("--model", "models", multiple=True, required=True, help="checkpoint path or shipped name (repeatable)")
+@click.option("--records", type=click.Path(dir_okay=False), required=True, help="held-out chess game records (JSONL)")
+@click.option("--positions", type=int, default=200, show_default=True,
+              help="the first mate-in-one position of each game, up to N")
+@click.option("--temperature", type=float, default=DEFAULTS.temperature, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="seeds the models")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="results/mates", show_default=True)
+@click.option("--threads", type=int, default=1, show_default=True, help=THREADS_HELP)
+def eval_mates(models: Sequence[str], records: str, positions: int, temperature: float, seed: int, out_dir: str,
+               threads: int) -> None:
+    """Mate in one (masked decoding): on positions of held-out games where the side to move can mate at once,
+    how often each model mates, beside the rate of a random legal mover."""
+    from gamegpt.arena.records import iter_records
+    from gamegpt.atomic import write_json_atomic
+    from gamegpt.engine.model_player import load_model_player
+    from gamegpt.eval.mates import find_mate_positions, format_mate_table, mate_in_one_rate
+
+    set_threads(threads)
+    if positions < 1:
+        raise UserError("--positions must be at least 1")
+    found = find_mate_positions(iter_records(records), count=positions)
+    if not found:
+        raise UserError(f"{records}: no position with a mate in one")
+    results = [mate_in_one_rate(load_model_player(name, "chess", temperature=temperature, policy="mask"), found,
+                                label=name, seed=seed) for name in models]
+    click.echo(format_mate_table(results))
+    out = Path(out_dir) / "mates.json"
+    write_json_atomic(out, {"records": records, "positions": len(found), "seed": seed, "temperature": temperature,
+                            "results": [r.to_dict() for r in results]})
     click.echo(f"wrote {out}")
 
 

@@ -59,6 +59,8 @@ def model_info(path: str) -> None:
 @click.option("--legality-games", type=click.IntRange(min=1), default=200, show_default=True)
 @click.option("--agreement-positions", type=click.IntRange(min=1), default=300, show_default=True)
 @click.option("--agreement-nodes", type=click.IntRange(min=1), default=20_000, show_default=True)
+@click.option("--mate-positions", type=click.IntRange(min=1), default=200, show_default=True,
+              help="mate-in-one positions per held-out set (the first of each game that has one)")
 @click.option("--opening-count", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option("--puzzle-limit", type=click.IntRange(min=1), default=None, help="the first N shipped puzzles only")
 @click.option("--ladder", default="default", show_default=True, help="ladder preset (see gamegpt tournament)")
@@ -67,11 +69,11 @@ def model_info(path: str) -> None:
 @click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True, help="tournament processes")
 def model_card(model_name: str, held_out: tuple[str, ...], text_path: str | None, out_dir: str, name: str | None,
                agreement_from: str | None, legality_games: int, agreement_positions: int, agreement_nodes: int,
-               opening_count: int, puzzle_limit: int | None, ladder: str, rungs: tuple[str, ...], workers: int) -> None:
+               mate_positions: int, opening_count: int, puzzle_limit: int | None, ladder: str, rungs: tuple[str, ...], workers: int) -> None:
     """Measure a chess model and write its card (README.md and measurements.json in the model's directory).
 
     Measures the raw legal-move rate by move number on each held-out set (T=1 and 0.001), masked top-1 agreement
-    with Stockfish, the shipped Lichess puzzles and one gauntlet against the ladder with the temperature sweep
+    with Stockfish, mate in one on each held-out set, the shipped Lichess puzzles and one gauntlet against the ladder with the temperature sweep
     and the repetition aid. About 10 minutes on 2 cores for the shipped chessgpt at the defaults."""
     import yaml
 
@@ -99,7 +101,8 @@ def model_card(model_name: str, held_out: tuple[str, ...], text_path: str | None
     cfg = ChessCardConfig(model=model_name, name=name or model_dir.name, out_dir=out_dir, held_out=sets,
                           legality_games=legality_games, agreement_from=agreement_from,
                           agreement_positions=agreement_positions, agreement_nodes=agreement_nodes,
-                          opening_count=opening_count, puzzle_limit=puzzle_limit, ladder=list(rungs) if rungs else ladder, workers=workers)
+                          mate_positions=mate_positions, opening_count=opening_count, puzzle_limit=puzzle_limit,
+                          ladder=list(rungs) if rungs else ladder, workers=workers)
     path = write_chess_card(cfg, intro=words["intro"].strip(), commands=[str(c) for c in words["commands"]],
                             notes=[str(n) for n in words.get("notes") or []])
     click.echo(f"wrote {path}")

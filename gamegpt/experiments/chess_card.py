@@ -5,6 +5,8 @@
 - the raw policy's first-sample legal-move rate by move number on held-out game sets (e.g. human games and
   Stockfish self-play), at temperature 1 (the model's own distribution) and at the default 0.001;
 - masked top-1 agreement with Stockfish's best move on held-out positions (`gamegpt.eval.agreement`);
+- mate in one at the default decoding on each held-out game set, beside a random mover's rate
+  (`gamegpt.eval.mates`);
 - one gauntlet against the default ladder with the model at the default decoding (mask, temperature
   0.001), at temperatures 0.1 and 1, and with `avoid_repetition` (a decoding aid, reported beside the
   model's own rating, never instead of it);
@@ -30,6 +32,7 @@ from gamegpt.core.model import GPT, GPTConfig
 from gamegpt.engine.model_player import load_model_player, resolve_model_path
 from gamegpt.eval.agreement import format_agreement_table, label_positions, top1_agreement
 from gamegpt.eval.legality import format_legality_table, legal_move_rate
+from gamegpt.eval.mates import find_mate_positions, format_mate_table, mate_in_one_rate
 from gamegpt.eval.openings import default_book, load_openings
 from gamegpt.eval.puzzles import evaluate_puzzles, format_puzzle_table
 from gamegpt.eval.tournament import Entrant, resolve_anchor, run_tournament
@@ -58,6 +61,7 @@ class ChessCardConfig:
     agreement_from: str | None = None
     agreement_positions: int = 300
     agreement_nodes: int = 20_000
+    mate_positions: int = 200
     opening_count: int = 10
     puzzle_limit: int | None = None
     ladder: str | Sequence[str] = "default"
@@ -89,6 +93,13 @@ def _agreement(cfg: ChessCardConfig) -> dict[str, Any]:
     result = top1_agreement(player, positions, label=f"{cfg.name} (mask, T=0.001) on {label}", seed=cfg.seed)
     return {**result.to_dict(), "source": label, "nodes": cfg.agreement_nodes,
             "table": format_agreement_table([result])}
+
+
+def _mates(cfg: ChessCardConfig, label: str, records: str) -> dict[str, Any]:
+    positions = find_mate_positions(read_records(records), count=cfg.mate_positions)
+    player = load_model_player(cfg.model, "chess")
+    result = mate_in_one_rate(player, positions, label=f"{cfg.name} (mask, T=0.001) on {label}", seed=cfg.seed)
+    return {**result.to_dict(), "table": format_mate_table([result])}
 
 
 def _tournament(cfg: ChessCardConfig, out: Path) -> dict[str, Any]:
@@ -126,9 +137,11 @@ def measure_chess_model(cfg: ChessCardConfig) -> dict[str, Any]:
                                             lambda label=label, path=path, t=t: _legality(cfg, label, path, t))
                 for label, path in cfg.held_out.items() for t in (1.0, 0.001)}
     agreement = _cached(out / "agreement.json", lambda: _agreement(cfg))
+    mates = {label: _cached(out / f"mates-{label}.json", lambda label=label, path=path: _mates(cfg, label, path))
+             for label, path in cfg.held_out.items()}
     puzzles = _cached(out / "puzzles.json", lambda: _puzzles(cfg))
     tournament = _cached(out / "tournament.json", lambda: _tournament(cfg, out))
-    return {"legality": legality, "agreement": agreement, "puzzles": puzzles, "tournament": tournament}
+    return {"legality": legality, "agreement": agreement, "mates": mates, "puzzles": puzzles, "tournament": tournament}
 
 
 def min_legal_rate(result: Mapping[str, Any], up_to: int = 40) -> float | None:
@@ -192,6 +205,15 @@ repetition-avoiding decoding aid (`avoid_repetition=true`), whose rating is the 
 
 ```
 {measured['agreement']['table']}
+```
+
+## Mate in one
+
+The first position of each held-out game where the side to move can mate at once, at the default decoding;
+"a random mover" is the share of these positions a uniformly random legal move would mate in.
+
+```
+{chr(10).join(value['table'] for value in measured['mates'].values())}
 ```
 
 ## Lichess puzzles
