@@ -35,10 +35,7 @@ class LabelledPosition:
     best: str
 
     def game(self) -> ChessGame:
-        game = ChessGame(self.start)
-        for text in self.history:
-            game.push(chess.Move.from_uci(text))
-        return game
+        return ChessGame.replay(self.start, self.history)
 
 
 @dataclass(frozen=True)

@@ -32,10 +32,7 @@ class MatePosition:
     legal_moves: int
 
     def game(self) -> ChessGame:
-        game = ChessGame(self.start)
-        for text in self.history:
-            game.push(chess.Move.from_uci(text))
-        return game
+        return ChessGame.replay(self.start, self.history)
 
 
 @dataclass(frozen=True)

@@ -41,10 +41,7 @@ class Opening:
 
     def new_game(self, *, claim_draws: bool = True) -> ChessGame:
         """A chess game with the opening's moves played (claimable draws end games, as in tournaments)."""
-        game = ChessGame(self.fen, claim_draws=claim_draws)
-        for text in self.moves:
-            game.push(chess.Move.from_uci(text))
-        return game
+        return ChessGame.replay(self.fen, self.moves, claim_draws=claim_draws)
 
     def san(self) -> str:
         """The moves as PGN movetext (`1. e4 e5 2. Nf3`)."""

@@ -7,6 +7,8 @@ character PGN, one token per move) build on this class.
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import chess
 
 from gamegpt.games.base import Game, IllegalMoveError, Outcome
@@ -50,6 +52,15 @@ class ChessGame(Game[chess.Move]):
         self.claim_draws = claim_draws
         self._outcome_key: tuple[int, chess.Move | None] | None = None
         self._outcome: Outcome | None = None
+
+    @classmethod
+    def replay(cls, start: str | None, moves: Sequence[str], *, claim_draws: bool = False) -> "ChessGame":
+        """The game from `start` (a FEN; None: the standard position) after `moves` (UCI); an illegal move
+        raises IllegalMoveError."""
+        game = cls(start, claim_draws=claim_draws)
+        for text in moves:
+            game.push(chess.Move.from_uci(text))
+        return game
 
     def legal_moves(self) -> list[chess.Move]:
         if self.outcome() is not None:
