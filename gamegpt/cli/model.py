@@ -69,12 +69,13 @@ def model_info(path: str) -> None:
 @click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True, help="tournament processes")
 def model_card(model_name: str, held_out: tuple[str, ...], text_path: str | None, out_dir: str, name: str | None,
                agreement_from: str | None, legality_games: int, agreement_positions: int, agreement_nodes: int,
-               mate_positions: int, opening_count: int, puzzle_limit: int | None, ladder: str, rungs: tuple[str, ...], workers: int) -> None:
+               mate_positions: int, opening_count: int, puzzle_limit: int | None, ladder: str, rungs: tuple[str, ...],
+               workers: int) -> None:
     """Measure a chess model and write its card (README.md and measurements.json in the model's directory).
 
     Measures the raw legal-move rate by move number on each held-out set (T=1 and 0.001), masked top-1 agreement
-    with Stockfish, mate in one on each held-out set, the shipped Lichess puzzles and one gauntlet against the ladder with the temperature sweep
-    and the repetition aid. About 10 minutes on 2 cores for the shipped chessgpt at the defaults."""
+    with Stockfish, mate in one on each held-out set, the shipped Lichess puzzles and one gauntlet against the
+    ladder with the temperature sweep and the repetition aid. About 10 minutes on 2 cores for the shipped chessgpt at the defaults."""
     import yaml
 
     from gamegpt.engine.model_player import resolve_model_path

@@ -78,14 +78,19 @@ def label_positions(records: Sequence[GameRecord], *, count: int, nodes: int = 2
     return labelled
 
 
+def seeded_answer(player: Player, game: ChessGame, seed: int) -> str:
+    """`player`'s move in `game` (UCI, or the illegal text it gave), after a reset with `seed`."""
+    player.reset(seed)
+    move = player.choose(game)
+    return move.text if isinstance(move, InvalidMove) else move.uci()
+
+
 def top1_agreement(player: Player, positions: Sequence[LabelledPosition], *, label: str, seed: int = 0) -> AgreementResult:
     """The share of `positions` where `player` (reset with a seed per position) plays Stockfish's best move,
     and the move played in the game. An illegal answer counts as disagreement."""
     stockfish = played = 0
     for number, position in enumerate(positions):
-        player.reset(derive_seed(seed, number))
-        move = player.choose(position.game())
-        text = move.text if isinstance(move, InvalidMove) else move.uci()
+        text = seeded_answer(player, position.game(), derive_seed(seed, number))
         stockfish += text == position.best
         played += text == position.played
     return AgreementResult(label, len(positions), stockfish, played)

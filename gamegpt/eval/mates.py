@@ -16,7 +16,7 @@ import chess
 
 from gamegpt.arena.play import derive_seed
 from gamegpt.arena.records import GameRecord
-from gamegpt.games.base import InvalidMove
+from gamegpt.eval.agreement import seeded_answer
 from gamegpt.games.chess import ChessGame
 from gamegpt.players.base import Player
 
@@ -92,10 +92,7 @@ def mate_in_one_rate(player: Player, positions: Sequence[MatePosition], *, label
     a miss."""
     found = 0
     for number, position in enumerate(positions):
-        player.reset(derive_seed(seed, number))
-        move = player.choose(position.game())
-        text = move.text if isinstance(move, InvalidMove) else move.uci()
-        found += text in position.mating_moves
+        found += seeded_answer(player, position.game(), derive_seed(seed, number)) in position.mating_moves
     expected = sum(len(p.mating_moves) / p.legal_moves for p in positions)
     return MateResult(label, len(positions), found, expected)
 
