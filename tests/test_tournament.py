@@ -25,7 +25,7 @@ import pytest
 
 from gamegpt.errors import EngineError, UserError
 from gamegpt.arena.play import TimeControl, play_game
-from gamegpt.eval.openings import START_POSITION, Opening, load_openings
+from gamegpt.eval.openings import START_POSITION, Opening, load_openings, openings_from_book
 from gamegpt.eval.tournament import (
     LADDERS,
     Entrant,
@@ -134,6 +134,18 @@ def test_bad_opening_books_are_one_clear_error(tmp_path: Path) -> None:
                           (tmp_path / "nopgn.tsv", "'pgn' column"), (tmp_path / "book.epd", "unknown opening book")):
         with pytest.raises(UserError, match=message):
             load_openings(path)
+
+
+def test_openings_from_book_option_and_time_control_option() -> None:
+    assert openings_from_book(None, count=3, seed=5) == load_openings(BOOK_PGN, count=3, seed=5)
+    assert openings_from_book("NONE", count=3) == [START_POSITION]
+    assert openings_from_book(str(BOOK_TSV), count=2, order="sequential")[0].name == "Amar Opening"
+    with pytest.raises(UserError, match="not found"):
+        openings_from_book("/nonexistent/book.pgn")
+    assert TimeControl.from_option(None) is None and TimeControl.from_option("") is None
+    assert TimeControl.from_option("5+0.1") == TimeControl(5000, 100)
+    with pytest.raises(UserError, match="^--tc: bad time control"):
+        TimeControl.from_option("5 minutes")
 
 
 # --------------------------------------------------------------------------- clocks and adjudication

@@ -9,7 +9,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from gamegpt.errors import EngineError
+from gamegpt.errors import EngineError, UserError
 from gamegpt.games.base import Game, InvalidMove
 from gamegpt.players.base import Player
 from gamegpt.players.limits import SearchLimits
@@ -36,6 +36,16 @@ class TimeControl:
         if not match:
             raise ValueError(f"bad time control {text!r}: expected BASE+INC in seconds, e.g. 60+0.6")
         return cls(round(float(match.group(1)) * 1000), round(float(match.group(2) or 0) * 1000))
+
+    @classmethod
+    def from_option(cls, text: str | None) -> "TimeControl | None":
+        """The `--tc` option: None when not given; UserError (naming `--tc`) when malformed."""
+        if not text:
+            return None
+        try:
+            return cls.parse(text)
+        except ValueError as exc:
+            raise UserError(f"--tc: {exc}") from None
 
     def __str__(self) -> str:
         base = f"{self.base_ms / 1000:g}"

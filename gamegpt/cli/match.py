@@ -50,7 +50,7 @@ def match(first: str, second: str, sprt_text: str | None, max_pairs: int | None,
     from gamegpt.arena.play import TimeControl
     from gamegpt.arena.runs import default_workers
     from gamegpt.eval.match import run_match
-    from gamegpt.eval.openings import START_POSITION, default_book, load_openings
+    from gamegpt.eval.openings import openings_from_book
     from gamegpt.eval.sprt import SprtSettings
     from gamegpt.players.limits import SearchLimits
 
@@ -61,16 +61,9 @@ def match(first: str, second: str, sprt_text: str | None, max_pairs: int | None,
         raise UserError(f"--max-pairs must be at least 1, got {max_pairs}")
     if report_every < 1:
         raise UserError(f"--report-every must be at least 1, got {report_every}")
-    try:
-        clock = TimeControl.parse(time_control) if time_control else None
-    except ValueError as exc:
-        raise UserError(f"--tc: {exc}") from None
-    book = book if book is not None else default_book()
-    if book is None or book.lower() == "none":
-        openings = [START_POSITION]
-    else:
-        openings = load_openings(book, count=opening_count or max_pairs, seed=seed, order=opening_order,
-                                 max_plies=opening_plies)
+    clock = TimeControl.from_option(time_control)
+    openings = openings_from_book(book, count=opening_count or max_pairs, seed=seed, order=opening_order,
+                                  max_plies=opening_plies)
     if workers is None:
         workers = default_workers()
 

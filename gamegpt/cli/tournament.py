@@ -61,7 +61,7 @@ def tournament(players: Sequence[str], opponents: Sequence[str], ladder: str | N
     from tqdm import tqdm
 
     from gamegpt.arena.play import TimeControl
-    from gamegpt.eval.openings import START_POSITION, default_book, load_openings
+    from gamegpt.eval.openings import openings_from_book
     from gamegpt.eval.match_stats import MatchStats, format_match
     from gamegpt.eval.tournament import (format_pairings, format_standings, ladder_entrants, parse_entrant,
                                          run_tournament)
@@ -76,15 +76,9 @@ def tournament(players: Sequence[str], opponents: Sequence[str], ladder: str | N
         mode = "gauntlet" if rivals else "round-robin"
     if mode == "gauntlet" and not subjects:
         raise UserError("a gauntlet needs at least one --player")
-    try:
-        clock = TimeControl.parse(time_control) if time_control else None
-    except ValueError as exc:
-        raise UserError(f"--tc: {exc}") from None
-    book = book if book is not None else default_book()
-    if book is None or book.lower() == "none":
-        openings = [START_POSITION]
-    else:
-        openings = load_openings(book, count=opening_count, seed=seed, order=opening_order, max_plies=opening_plies)
+    clock = TimeControl.from_option(time_control)
+    openings = openings_from_book(book, count=opening_count, seed=seed, order=opening_order,
+                                  max_plies=opening_plies)
     workers = workers_or_default(workers, ray, default_workers())
 
     def pairing_done(stats: MatchStats) -> None:

@@ -72,6 +72,17 @@ def default_book() -> str | None:
     return str(data_file(*OPENING_BOOK))
 
 
+def openings_from_book(book: str | None, *, count: int | None = None, seed: int = 0, order: str = "random",
+                       max_plies: int | None = None) -> list[Opening]:
+    """The openings a tournament plays: from `book` as `load_openings` reads it, from the shipped book
+    (`default_book()`) when `book` is None, or the start position alone when `book` is "none"."""
+    if book is None:
+        book = default_book()
+    if book.lower() == "none":
+        return [START_POSITION]
+    return load_openings(book, count=count, seed=seed, order=order, max_plies=max_plies)
+
+
 def load_openings(path: str | Path, *, count: int | None = None, seed: int = 0, order: str = "random",
                   max_plies: int | None = None) -> list[Opening]:
     """`count` openings (all if None) from a `.pgn` or `.tsv` book, in a random order seeded by `seed`

@@ -38,7 +38,7 @@ from gamegpt.engine.model_player import load_model_player
 from gamegpt.errors import UserError
 from gamegpt.eval.agreement import LabelledPosition, label_positions, top1_agreement
 from gamegpt.eval.legality import legal_move_rate
-from gamegpt.eval.openings import START_POSITION, default_book, load_openings
+from gamegpt.eval.openings import openings_from_book
 from gamegpt.eval.plots import pyplot, save_figure
 from gamegpt.eval.tournament import Entrant, resolve_anchor, run_tournament
 from gamegpt.experiments.chess_transcendence import ladder_of
@@ -268,8 +268,7 @@ def run_chess_recipes(cfg: ChessRecipesConfig, *, progress: bool = True) -> dict
     subjects = [Entrant(row["recipe"], str(PlayerSpec("model", {"path": row["model"],
                                                                  "temperature": MODEL_TEMPERATURE})))
                 for row in finals]
-    book = cfg.book if cfg.book is not None else default_book()
-    openings = [START_POSITION] if book is None else load_openings(book, count=cfg.opening_count, seed=cfg.seed)
+    openings = openings_from_book(cfg.book, count=cfg.opening_count, seed=cfg.seed)
     anchor, anchor_rating = resolve_anchor(rungs, None, None)
     result = run_tournament(subjects + rungs, out_dir=out / "tournament", openings=openings, mode="gauntlet",
                             subjects=[s.name for s in subjects], neighbours=1, max_plies=cfg.max_plies,

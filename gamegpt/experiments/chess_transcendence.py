@@ -56,7 +56,7 @@ from gamegpt.core.checkpoint import read_checkpoint_config
 from gamegpt.core.train import TrainConfig
 from gamegpt.errors import UserError
 from gamegpt.eval.elo import EloFit, PlayerRating
-from gamegpt.eval.openings import START_POSITION, Opening, default_book, load_openings
+from gamegpt.eval.openings import Opening, openings_from_book
 from gamegpt.eval.plots import pyplot, save_figure
 from gamegpt.eval.tournament import (
     Entrant,
@@ -221,10 +221,7 @@ def ladder_of(ladder: str | Sequence[str]) -> list[Entrant]:
 
 
 def _openings(cfg: ChessTranscendenceConfig) -> list[Opening]:
-    book = cfg.book if cfg.book is not None else default_book()
-    if book is None or book.lower() == "none":
-        return [START_POSITION]
-    return load_openings(book, count=cfg.opening_count, seed=cfg.seed)
+    return openings_from_book(cfg.book, count=cfg.opening_count, seed=cfg.seed)
 
 
 def run_chess_transcendence(cfg: ChessTranscendenceConfig, *, progress: bool = True) -> dict[str, Any]:
