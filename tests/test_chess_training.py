@@ -3,6 +3,7 @@ a model that plays (mask: only legal moves) and is measured by the legality eval
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -48,6 +49,24 @@ def test_train_and_play_chess_with_each_codec(fischer_records: Path, tmp_path: P
     legality = legal_move_rate(raw, read_records(fischer_records)[:5], move_numbers=(1, 10), progress=False)
     assert legality.positions == {1: 10, 10: 10}
     assert legality.rate(1) is not None and 0.0 <= legality.rate(1) <= 1.0
+
+
+def test_shards_leave_out_the_games_of_a_held_out_file(fischer_records: Path, tmp_path: Path) -> None:
+    lines = fischer_records.read_text().splitlines()
+    held_out = tmp_path / "held-out.jsonl"
+    held_out.write_text("\n".join(lines[:5]) + "\n")
+    # the same games again under other players and results still count as the held-out games
+    renamed = [json.loads(line) | {"players": [{"name": "x"}, {"name": "y"}], "result": "*"} for line in lines[:2]]
+    training = tmp_path / "train.jsonl"
+    training.write_text("\n".join(lines + [json.dumps(r) for r in renamed]) + "\n")
+    meta = records_to_shards([training], tmp_path / "data", game="chess", codec_name="chess-uci-moves",
+                             block_len=256, exclude=[held_out])
+    assert meta["excluded"] == {"files": [str(held_out)], "games_skipped": 7}
+    assert sum(meta["n_games_read"].values()) == len(lines) - 5
+    assert read_meta(tmp_path / "data")["excluded"]["games_skipped"] == 7
+    plain = records_to_shards([training], tmp_path / "plain", game="chess", codec_name="chess-uci-moves",
+                              block_len=256)
+    assert "excluded" not in plain and sum(plain["n_games_read"].values()) == len(lines) + 2
 
 
 def test_shipped_chessgpt_plays_legal_chess() -> None:

@@ -74,6 +74,8 @@ def test_malformed_records_file(tmp_path: Path) -> None:
     assert_user_error(gamegpt("data", "shards", str(illegal), "--out", str(tmp_path / "d")), "illegal")
     assert_user_error(gamegpt("data", "shards", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path / "d")),
                       "not found")
+    assert_user_error(gamegpt("data", "shards", str(illegal), "--exclude", str(tmp_path / "gone.jsonl"),
+                              "--out", str(tmp_path / "d")), "gone.jsonl")
 
 
 @pytest.mark.parametrize("damage", ["truncate", "garbage-weights", "garbage-config", "missing"])

@@ -23,15 +23,20 @@ def data() -> None:
 @click.option("--val-fraction", type=float, default=0.05, show_default=True, help="share of games held out")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--overwrite", is_flag=True, help="replace --out if it exists")
+@click.option("--exclude", multiple=True, type=click.Path(dir_okay=False),
+              help="records file (repeatable) whose games are left out, e.g. a held-out evaluation set")
 def data_shards(records: Sequence[str], out: str, game: str, codec: str | None, block_len: int | None,
-                val_fraction: float, seed: int, overwrite: bool) -> None:
-    """Encode game records with a codec and pack them into train/val token shards."""
+                val_fraction: float, seed: int, overwrite: bool, exclude: Sequence[str]) -> None:
+    """Encode game records with a codec and pack them into train/val token shards. A game that is also in
+    an --exclude file (same start position and moves) is left out and counted."""
     from gamegpt.selfplay.dataset import records_to_shards
 
     meta = records_to_shards(list(records), out, game=game, codec_name=codec, block_len=block_len,
-                             val_fraction=val_fraction, seed=seed, overwrite=overwrite)
+                             val_fraction=val_fraction, seed=seed, overwrite=overwrite, exclude=exclude)
     click.echo(f"{meta['n_games']['train']} train / {meta['n_games']['val']} val games, "
                f"{meta['n_blocks']['train']} / {meta['n_blocks']['val']} blocks of {meta['block_len']} tokens")
+    if "excluded" in meta:
+        click.echo(f"left out {meta['excluded']['games_skipped']} game(s) also in {', '.join(exclude)}")
     click.echo(f"wrote {out}")
 
 

@@ -120,12 +120,14 @@ def write_shards(
     overwrite: bool = False,
     sample_len: int | None = None,
     scored_targets: dict[str, int] | None = None,
+    extra_meta: Callable[[], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Pack `games` (token lists, each starting with its bos token) into `out_dir`; return the meta dict.
 
     With `sample_len`, each game is its samples of that many tokens, and each becomes a block of its own
     (block_len must equal sample_len: UserError otherwise); `scored_targets` is written to meta for `get_batch`
     (see the module docstring). ValueError for a game that is not whole samples (a codec's bug).
+    `extra_meta`, called once `games` is read, gives more entries for meta (e.g. counts its producer kept).
 
     About `val_fraction` of the games (a seeded choice of whole games) go to the val split; see the module
     docstring for `val_by_content`. `games` is read once, as a stream. The directory appears complete or not at all (it is built in a temp
@@ -200,6 +202,8 @@ def write_shards(
             meta["sample_len"] = sample_len
         if scored_targets is not None:
             meta["scored_targets"] = dict(scored_targets)
+        if extra_meta is not None:
+            meta.update(extra_meta())
         _write_json(tmp / META_FILE, meta)
     return meta
 
