@@ -296,11 +296,14 @@ def test_killed_selfplay_resumes_without_duplicates_or_truncated_records(tmp_pat
     process = subprocess.Popen(command_line(*args, "--games", "200"), env=env, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
-    try:
-        while time.monotonic() < deadline and (not out.exists() or out.read_bytes().count(b"\n") < 3):
+    workers: list[int] = []
+    engines: list[int] = []
+    try:  # a snapshot of the tree may catch a worker between engines: look again until the deadline
+        while time.monotonic() < deadline and (not out.exists() or out.read_bytes().count(b"\n") < 3
+                                               or len(workers) < 2 or len(engines) < 4):
             time.sleep(0.05)
-        workers = children_of(process.pid)
-        engines = [pid for worker in workers for pid in children_of(worker)]
+            workers = children_of(process.pid)
+            engines = [pid for worker in workers for pid in children_of(worker)]
     finally:
         process.kill()
         process.wait()
