@@ -75,7 +75,8 @@ def model_card(model_name: str, held_out: tuple[str, ...], text_path: str | None
 
     Measures the raw legal-move rate by move number on each held-out set (T=1 and 0.001), masked top-1 agreement
     with Stockfish, mate in one on each held-out set, the shipped Lichess puzzles and one gauntlet against the
-    ladder with the temperature sweep and the repetition aid. About 10 minutes on 2 cores for the shipped chessgpt at the defaults."""
+    ladder with the temperature sweep and the repetition aid. About 10 minutes on 2 cores for the shipped
+    chessgpt at the defaults."""
     import yaml
 
     from gamegpt.engine.model_player import resolve_model_path

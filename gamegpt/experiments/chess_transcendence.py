@@ -56,7 +56,7 @@ from gamegpt.core.checkpoint import read_checkpoint_config
 from gamegpt.core.train import TrainConfig
 from gamegpt.errors import UserError
 from gamegpt.eval.elo import EloFit, PlayerRating
-from gamegpt.eval.openings import Opening, openings_from_book
+from gamegpt.eval.openings import openings_from_book
 from gamegpt.eval.plots import pyplot, save_figure
 from gamegpt.eval.tournament import (
     Entrant,
@@ -220,10 +220,6 @@ def ladder_of(ladder: str | Sequence[str]) -> list[Entrant]:
     return rungs
 
 
-def _openings(cfg: ChessTranscendenceConfig) -> list[Opening]:
-    return openings_from_book(cfg.book, count=cfg.opening_count, seed=cfg.seed)
-
-
 def run_chess_transcendence(cfg: ChessTranscendenceConfig, *, progress: bool = True) -> dict[str, Any]:
     """Run (or continue) the study; returns the summary also written to `out_dir/summary.json` (with
     table.txt and transcendence.png beside it). UserError for bad settings, or an `out_dir` whose data or
@@ -231,7 +227,7 @@ def run_chess_transcendence(cfg: ChessTranscendenceConfig, *, progress: bool = T
     cfg.validate()
     out = Path(cfg.out_dir)
     rungs = ladder_of(cfg.ladder)
-    openings = _openings(cfg)
+    openings = openings_from_book(cfg.book, count=cfg.opening_count, seed=cfg.seed)
     train_options = cfg.train_config()
     data_dir, run_dir, model_dir = out / "data", out / "run", out / "model"
     train_cfg = TrainConfig.from_dict({**train_options, "data_dir": str(data_dir), "out_dir": str(run_dir),
