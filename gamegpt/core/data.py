@@ -302,3 +302,12 @@ def get_board_batch(blocks: np.ndarray, indices: np.ndarray, device: str | torch
     labels = torch.from_numpy(rows.astype(np.int64))
     device = torch.device(device)
     return labels.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else labels
+
+
+def get_legal_batch(blocks: np.ndarray, indices: np.ndarray, device: str | torch.device,
+                    legal_targets: Callable[[Sequence[int]], np.ndarray]) -> torch.Tensor:
+    """The legal-move labels of `get_batch`'s inputs (x = block[:-1]): bool (B, block_len-1, n moves), from a
+    codec's `legal_targets` (e.g. `MoveTokenCodec.legal_targets`; rows all False where not labelled)."""
+    rows = torch.from_numpy(np.stack([legal_targets(block)[:-1] for block in np.asarray(blocks[indices])]))
+    device = torch.device(device)
+    return rows.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else rows

@@ -345,19 +345,35 @@ class Transformer(nn.Module):
         self.ln_f = nn.LayerNorm(config.n_embd, bias=config.bias)
 
 
-def _scored_positions(x: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The hidden states (N, C) and targets (N,) of the positions whose target is not -1, in order.
+def _scored_positions(x: torch.Tensor, targets: torch.Tensor,
+                      legal: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """The hidden states (N, C), targets (N,) and legal-move rows (N, n), if given, of the positions whose target
+    is not -1, in order.
 
-    Every position scored (packed game text): a view, no copy. Under torch.compile every position is kept
+    Every position scored (packed game text): views, no copy. Under torch.compile every position is kept
     (the loss ignores -1 targets anyway): a shape that depends on the data would break the graph.
     """
     x, targets = x.reshape(-1, x.size(-1)), targets.reshape(-1)
+    legal = legal.reshape(-1, legal.size(-1)) if legal is not None else None
     if torch.compiler.is_compiling():
-        return x, targets
+        return x, targets, legal
     scored = targets != -1
     if bool(scored.all()):
-        return x, targets
-    return x[scored], targets[scored]
+        return x, targets, legal
+    return x[scored], targets[scored], legal[scored] if legal is not None else None
+
+
+def legal_mass_loss(logits: torch.Tensor, legal: torch.Tensor) -> torch.Tensor:
+    """Mean of -log(probability on the legal moves) over the rows of `legal` (N, n) that have a legal move;
+    `logits` (N, vocab) with the n move tokens first. 0 (in the graph) when no row has one."""
+    if legal.shape[0] != logits.shape[0] or legal.shape[1] > logits.shape[1]:
+        raise ValueError(f"legal_targets rows {tuple(legal.shape)} do not match the logits {tuple(logits.shape)}")
+    rows = legal.any(dim=-1)
+    if not bool(rows.any()):
+        return logits.sum() * 0.0
+    logits, legal = logits[rows].float(), legal[rows]
+    on_legal = logits[:, :legal.shape[1]].masked_fill(~legal, float("-inf"))
+    return (torch.logsumexp(logits, dim=-1) - torch.logsumexp(on_legal, dim=-1)).mean()
 
 
 class GPT(nn.Module):
@@ -374,6 +390,8 @@ class GPT(nn.Module):
         self.board_head = nn.Linear(config.n_embd, BOARD_SQUARES * BOARD_CLASSES) if config.board_head else None
         self.last_board_loss: torch.Tensor | None = None
         """The board loss of the last forward pass given `board_targets` (detached, for logging)."""
+        self.last_legal_loss: torch.Tensor | None = None
+        """The legal-move loss of the last forward pass given `legal_targets` (detached, for logging)."""
         self.apply(self._init_weights)
         # GPT-2: residual projections scaled down by the depth.
         for name, param in self.named_parameters():
@@ -408,6 +426,8 @@ class GPT(nn.Module):
         all_positions: bool = False,
         board_targets: torch.Tensor | None = None,
         board_weight: float = 1.0,
+        legal_targets: torch.Tensor | None = None,
+        legal_weight: float = 1.0,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Logits for token ids `idx` (B, T), and the mean cross-entropy if `targets` is given.
 
@@ -423,6 +443,11 @@ class GPT(nn.Module):
         `board_targets` (B, T, 64), training a model with a board head: the class of each square after each
         position's token (-1 ignored); the loss becomes the next-token loss + `board_weight` x the board
         head's mean cross-entropy (kept in `last_board_loss`). ValueError without a board head or targets.
+
+        `legal_targets` (B, T, n) bool, the n move tokens first in the vocabulary (`MoveTokenCodec.legal_targets`):
+        the legal moves where the target is a move (rows all False are skipped); the loss becomes the next-token
+        loss + `legal_weight` x the mean of -log(probability on the legal moves) (`legal_mass_loss`, kept in
+        `last_legal_loss`). ValueError without targets.
         """
         if idx.dim() != 2:
             raise ValueError(f"idx must be (batch, time), got shape {tuple(idx.shape)}")
@@ -444,8 +469,11 @@ class GPT(nn.Module):
             x = block(x, cache)
         x = self.transformer.ln_f(x)
         board_loss = self._board_loss(x, board_targets) if board_targets is not None else None
+        if legal_targets is not None and (targets is None or all_positions):
+            raise ValueError("legal_targets need targets (the legal-move loss is added to the next-token loss)")
         if not all_positions and targets is not None:
-            x, targets = _scored_positions(x, targets)  # the output layer and loss skip the unscored positions
+            # the output layer and loss skip the unscored positions
+            x, targets, legal_targets = _scored_positions(x, targets, legal_targets)
         elif not all_positions:
             x = x[:, -1:, :]  # only the next token's prediction is needed: skip the others' output layer
         logits = self.lm_head(x)
@@ -459,6 +487,11 @@ class GPT(nn.Module):
                 raise ValueError("board_targets need targets (the board loss is added to the next-token loss)")
             self.last_board_loss = board_loss.detach()
             loss = loss + board_weight * board_loss
+        if legal_targets is not None:
+            assert loss is not None
+            legal_loss = legal_mass_loss(logits, legal_targets)
+            self.last_legal_loss = legal_loss.detach()
+            loss = loss + legal_weight * legal_loss
         return logits, loss
 
     def _board_loss(self, hidden: torch.Tensor, board_targets: torch.Tensor) -> torch.Tensor:

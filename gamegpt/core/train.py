@@ -47,7 +47,7 @@ from gamegpt.core.checkpoint import (
     resolve_checkpoint,
     save_checkpoint,
 )
-from gamegpt.core.data import get_batch, get_board_batch, open_split, read_meta
+from gamegpt.core.data import get_batch, get_board_batch, get_legal_batch, open_split, read_meta
 from gamegpt.core.model import GPT, GPTConfig, ModelShape
 from gamegpt.errors import CheckpointError, ConfigError
 from gamegpt.games import codec_from_spec
@@ -100,6 +100,12 @@ class TrainConfig(ModelShape):
     board_loss_weight: float = 1.0
     """With `board_head: true`: the weight of the board head's loss beside the next-token loss (val loss is
     the next-token loss alone, so runs with and without the head compare)."""
+    legal_loss_weight: float = 0.0
+    """Above 0, on chess data of one token per move (chess-uci-moves, chess-position-move): add this weight x
+    -log(the probability the model puts on the legal moves) at every move target whose board is known, so each
+    position teaches the whole legal set, not only the move played. Labels cost python-chess time per batch
+    (cheap for position samples, ~0.4 s for 16 x 512 tokens of game text). 0 (the default) turns it off; the val
+    loss is the next-token loss alone."""
     init_from: str | None = None
     """Start a new run from another model's weights (a run or model directory, or a model name such as
     "chessgpt"), with a fresh optimizer at step 0: fine-tuning, or a longer run of a shipped model. The
@@ -134,7 +140,7 @@ class TrainConfig(ModelShape):
         for name in ("beta1", "beta2"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ConfigError(f"train config: {name} must be in [0, 1), got {getattr(self, name)}")
-        for name in ("weight_decay", "grad_clip", "board_loss_weight"):
+        for name in ("weight_decay", "grad_clip", "board_loss_weight", "legal_loss_weight"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"train config: {name} must be >= 0 (0 turns it off), got {getattr(self, name)}")
         for name, choices in _CHOICES.items():
@@ -498,6 +504,18 @@ def _board_labeller(model_config: GPTConfig, codec: dict[str, Any]) -> Callable[
     return labeller  # type: ignore[no-any-return]
 
 
+def _legal_labeller(cfg: TrainConfig, codec: dict[str, Any]) -> Callable[[Sequence[int]], np.ndarray] | None:
+    """The codec's `legal_targets` when `legal_loss_weight` is on (None otherwise); ConfigError for a codec
+    without legal-move labels."""
+    if cfg.legal_loss_weight == 0:
+        return None
+    labeller = getattr(codec_from_spec(codec), "legal_targets", None)
+    if labeller is None:
+        raise ConfigError(f"legal_loss_weight needs data of one token per move (chess-uci-moves, "
+                          f"chess-position-move); this data's codec is {codec.get('name')!r}")
+    return labeller  # type: ignore[no-any-return]
+
+
 def _initial_weights(source: str, model_config: GPTConfig, codec: dict[str, Any]) -> dict[str, torch.Tensor]:
     """The weights of model `source` (a path or a model name) for a new model of `model_config`: every weight
     but a board head's; ConfigError if the architecture (board head aside) or the codec differs."""
@@ -583,6 +601,7 @@ def _train(cfg: TrainConfig, ctx: _Context, *, resume: bool, stop_after: int | N
     codec = meta["codec"]
     model_config = _model_config(cfg, meta)
     board_labeller = _board_labeller(model_config, codec)
+    legal_labeller = _legal_labeller(cfg, codec)
     out = Path(cfg.out_dir)
     checkpoints = out / CHECKPOINTS_DIR
     log_path = out / LOG_FILE
@@ -723,12 +742,15 @@ def _train(cfg: TrainConfig, ctx: _Context, *, resume: bool, stop_after: int | N
                     group["lr"] = lr
                 indices = batch_indices(cfg.seed, step, len(train_blocks), global_batch)[lo:hi]
                 x, y = get_batch(train_blocks, indices, ctx.device, meta.get("scored_targets"))
+                extra: dict[str, Any] = {}
+                if board_labeller is not None:
+                    extra.update(board_targets=get_board_batch(train_blocks, indices, ctx.device, board_labeller),
+                                 board_weight=cfg.board_loss_weight)
+                if legal_labeller is not None:
+                    extra.update(legal_targets=get_legal_batch(train_blocks, indices, ctx.device, legal_labeller),
+                                 legal_weight=cfg.legal_loss_weight)
                 with autocast():
-                    if board_labeller is None:
-                        _, loss = model(x, y)
-                    else:
-                        boards = get_board_batch(train_blocks, indices, ctx.device, board_labeller)
-                        _, loss = model(x, y, board_targets=boards, board_weight=cfg.board_loss_weight)
+                    _, loss = model(x, y, **extra)
                 assert loss is not None
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -757,6 +779,8 @@ def _train(cfg: TrainConfig, ctx: _Context, *, resume: bool, stop_after: int | N
                                  "cpu_seconds": round(state["train_cpu_seconds"], 3), "time": time.time()}
                         if raw_model.last_board_loss is not None:  # this rank's: the loss above includes it
                             event["board_loss"] = float(raw_model.last_board_loss)
+                        if raw_model.last_legal_loss is not None:
+                            event["legal_loss"] = float(raw_model.last_legal_loss)
                         _append_log(log_path, event)
                     bar.set_postfix(loss=f"{state['last_train_loss']:.4f}",
                                     val=f"{state['last_val_loss']:.4f}" if state["last_val_loss"] is not None else "-",

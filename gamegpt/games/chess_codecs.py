@@ -8,7 +8,7 @@ with TypeError. Encoding checks every move and raises ValueError naming the firs
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import chess
@@ -444,6 +444,25 @@ class MoveTokenCodec(Codec):
         exception). Row t is what a model reading tokens[:t+1] must know to choose the next move.
         """
         rows = np.full((len(tokens), 64), -1, dtype=np.int8)
+        for at, board in self._boards(tokens):
+            rows[at] = _square_classes(board)
+        return rows
+
+    def legal_targets(self, tokens: Sequence[int]) -> np.ndarray:
+        """For each token whose next token is a move: the legal moves of the board once it is read, as a bool
+        array (len(tokens), N_MOVES) (True at the tokens of the legal moves). A row is all False where the next
+        token is not a move (`<eos>`, `<bos>`, a position block, the last token), where no board is known (as in
+        `board_targets`), and where the board has no legal move. Row t is the set a model reading tokens[:t+1]
+        should put its probability on (the labels of `TrainConfig.legal_loss_weight`)."""
+        rows = np.zeros((len(tokens), self.N_MOVES), dtype=bool)
+        for at, board in self._boards(tokens):
+            if at + 1 < len(tokens) and int(tokens[at + 1]) < self.N_MOVES:
+                rows[at, [_MOVE_INDEX[move] for move in board.legal_moves]] = True
+        return rows
+
+    def _boards(self, tokens: Sequence[int]) -> Iterator[tuple[int, chess.Board]]:
+        """(t, the board once tokens[:t+1] are read) for each token where a board is known (see
+        `board_targets`); the board is played on after it is yielded."""
         board: chess.Board | None = None
         block_start: int | None = None
         for at, token in enumerate(tokens):
@@ -466,8 +485,7 @@ class MoveTokenCodec(Codec):
                 else:
                     board.push(move)
             if board is not None and block_start is None:
-                rows[at] = _square_classes(board)
-        return rows
+                yield at, board
 
     # --- Codec ---------------------------------------------------------------------------------------
 
