@@ -16,8 +16,8 @@ from gamegpt.selfplay.runner import run_selfplay
 
 TINY = {
     "tiny-moves": Recipe("chess-uci-moves", 32, 1, 2, 32, 4, 3e-3, "one token per move, 1x32"),
-    "tiny-position": Recipe("chess-position-move", None, 1, 2, 32, 8, 3e-3, "position then move, 1x32",
-                            max_games=6),
+    "tiny-position": Recipe("chess-position-move", None, 1, 2, 32, 8, 3e-3, "position then move, 1x32, legal loss",
+                            max_games=6, legal_loss_weight=1.0),
 }
 LADDER = ("stockfish:skill=0,nodes=20,noise=0.5", "random")
 

@@ -62,17 +62,20 @@ class Recipe:
     """Read only the first games of the train file (a position codec makes ~80 samples of a game)."""
     board_head: bool = False
     """Train with the auxiliary board loss (`GPT.forward`'s board_targets: the 64 squares after each move)."""
+    legal_loss_weight: float = 0.0
+    """Train with the auxiliary legal-move loss at this weight (`TrainConfig.legal_loss_weight`); 0: off."""
 
     def train_options(self) -> dict[str, Any]:
         return {"n_layer": self.n_layer, "n_head": self.n_head, "n_embd": self.n_embd,
                 "batch_size": self.batch_size, "learning_rate": self.learning_rate,
                 "min_lr": self.learning_rate / 10, "warmup_steps": 50, "weight_decay": 0.1,
-                "eval_batches": 8, "keep_checkpoints": 2, "board_head": self.board_head}
+                "eval_batches": 8, "keep_checkpoints": 2, "board_head": self.board_head,
+                "legal_loss_weight": self.legal_loss_weight}
 
     def settings(self) -> dict[str, Any]:
-        """The recipe as a study's experiment.json records it (`board_head` only when on, so studies made
-        before it existed continue)."""
-        return {k: v for k, v in asdict(self).items() if k != "board_head" or v}
+        """The recipe as a study's experiment.json records it (`board_head` and `legal_loss_weight` only when
+        on, so studies made before they existed continue)."""
+        return {k: v for k, v in asdict(self).items() if k not in ("board_head", "legal_loss_weight") or v}
 
 
 RECIPES: dict[str, Recipe] = {
@@ -83,6 +86,9 @@ RECIPES: dict[str, Recipe] = {
     "position-move": Recipe("chess-position-move", None, 4, 4, 256, 56, 1e-3,
                             "the position as 64 squares + side/castling/en passant, then the move; 4x256",
                             max_games=4000),
+    "position-move-legal": Recipe("chess-position-move", None, 4, 4, 256, 56, 1e-3,
+                                  "the position, then the move, 4x256, plus the legal-move loss (weight 1)",
+                                  max_games=4000, legal_loss_weight=1.0),
     "uci-moves-board": Recipe("chess-uci-moves", 512, 4, 4, 256, 8, 1e-3,
                               "one token per move, 512-move blocks, 4x256, plus an auxiliary loss that reads "
                               "the 64 squares after each move", board_head=True),
