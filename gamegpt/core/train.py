@@ -497,11 +497,8 @@ def _board_labeller(model_config: GPTConfig, codec: dict[str, Any]) -> Callable[
     without board labels."""
     if not model_config.board_head:
         return None
-    labeller = getattr(codec_from_spec(codec), "board_targets", None)
-    if labeller is None:
-        raise ConfigError(f"board_head needs data whose codec labels boards (chess-uci-moves, chess-position-move); "
-                          f"this data's codec is {codec.get('name')!r}")
-    return labeller  # type: ignore[no-any-return]
+    return _codec_labels(codec, "board_targets", "board_head needs data whose codec labels boards "
+                                                 "(chess-uci-moves, chess-position-move)")
 
 
 def _legal_labeller(cfg: TrainConfig, codec: dict[str, Any]) -> Callable[[Sequence[int]], np.ndarray] | None:
@@ -509,10 +506,15 @@ def _legal_labeller(cfg: TrainConfig, codec: dict[str, Any]) -> Callable[[Sequen
     without legal-move labels."""
     if cfg.legal_loss_weight == 0:
         return None
-    labeller = getattr(codec_from_spec(codec), "legal_targets", None)
+    return _codec_labels(codec, "legal_targets", "legal_loss_weight needs data of one token per move "
+                                                 "(chess-uci-moves, chess-position-move)")
+
+
+def _codec_labels(codec: dict[str, Any], method: str, needs: str) -> Callable[[Sequence[int]], np.ndarray]:
+    """The data codec's labelling `method`; ConfigError `needs` (naming the codec) if it has none."""
+    labeller = getattr(codec_from_spec(codec), method, None)
     if labeller is None:
-        raise ConfigError(f"legal_loss_weight needs data of one token per move (chess-uci-moves, "
-                          f"chess-position-move); this data's codec is {codec.get('name')!r}")
+        raise ConfigError(f"{needs}; this data's codec is {codec.get('name')!r}")
     return labeller  # type: ignore[no-any-return]
 
 
