@@ -46,3 +46,16 @@ def untrained_chess_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     model = GPT(GPTConfig(vocab_size=32, block_size=1024, n_layer=1, n_head=2, n_embd=32))
     return save_model(tmp_path_factory.mktemp("untrained") / "model", model, PgnCharCodec().spec(), {})
 
+
+
+@pytest.fixture(scope="session")
+def tictactoe_shards(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Token shards of 40 tic-tac-toe games (Newell–Simon against random): data of a game without chess labels."""
+    from gamegpt.selfplay.dataset import records_to_shards
+    from gamegpt.selfplay.runner import run_selfplay
+
+    folder = tmp_path_factory.mktemp("tictactoe-shards")
+    run_selfplay("tictactoe", ["newell-simon", "random"], n_games=40, seed=0, out=folder / "games.jsonl",
+                 progress=False)
+    records_to_shards([folder / "games.jsonl"], folder / "shards", game="tictactoe", block_len=16, val_fraction=0.2)
+    return folder / "shards"

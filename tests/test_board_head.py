@@ -125,11 +125,8 @@ def test_board_head_misuse_is_one_line(shards: Path, tmp_path: Path) -> None:
         assert len(result.output.strip().splitlines()) == 1
 
 
-def test_board_head_needs_board_labels(tmp_path: Path) -> None:
-    records = tmp_path / "games.jsonl"
-    run_selfplay("tictactoe", ["newell-simon", "random"], n_games=40, seed=0, out=records, progress=False)
-    records_to_shards([records], tmp_path / "shards", game="tictactoe", block_len=16, val_fraction=0.2)
-    result = CliRunner().invoke(main, ["train", "--data", str(tmp_path / "shards"), "--out", str(tmp_path / "run"),
+def test_board_head_needs_board_labels(tictactoe_shards: Path, tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["train", "--data", str(tictactoe_shards), "--out", str(tmp_path / "run"),
                                        "--set", "board_head=true", "--set", "max_steps=1", "--no-progress"])
     assert result.exit_code == 2, result.output
     assert "board_head needs data whose codec labels boards" in result.output and "Traceback" not in result.output

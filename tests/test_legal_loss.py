@@ -133,17 +133,14 @@ def test_training_with_the_legal_loss_puts_more_probability_on_legal_moves(posit
     assert mass[1.0] > 1.5 * mass[0.0], mass
 
 
-def test_legal_loss_misuse_is_one_line(position_shards: Path, tmp_path: Path) -> None:
+def test_legal_loss_misuse_is_one_line(position_shards: Path, tictactoe_shards: Path, tmp_path: Path) -> None:
     args = ["train", "--data", str(position_shards), "--out", str(tmp_path / "run"), "--set", "n_layer=1",
             "--set", "n_head=2", "--set", "n_embd=16", "--set", "batch_size=2", "--set", "max_steps=1", "--no-progress"]
     result = CliRunner().invoke(main, args + ["--set", "legal_loss_weight=-1"])
     assert result.exit_code == 2 and "legal_loss_weight" in result.output and "Traceback" not in result.output
     assert len(result.output.strip().splitlines()) == 1
 
-    records = tmp_path / "games.jsonl"
-    run_selfplay("tictactoe", ["newell-simon", "random"], n_games=40, seed=0, out=records, progress=False)
-    records_to_shards([records], tmp_path / "shards", game="tictactoe", block_len=16, val_fraction=0.2)
-    result = CliRunner().invoke(main, ["train", "--data", str(tmp_path / "shards"), "--out", str(tmp_path / "ttt"),
+    result = CliRunner().invoke(main, ["train", "--data", str(tictactoe_shards), "--out", str(tmp_path / "ttt"),
                                        "--set", "legal_loss_weight=1", "--set", "max_steps=1", "--no-progress"])
     assert result.exit_code == 2, result.output
     assert "legal_loss_weight needs data of one token per move" in result.output and "Traceback" not in result.output

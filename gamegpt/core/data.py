@@ -294,20 +294,11 @@ def get_batch(blocks: np.ndarray, indices: np.ndarray, device: str | torch.devic
     return x, y
 
 
-def get_board_batch(blocks: np.ndarray, indices: np.ndarray, device: str | torch.device,
-                    board_targets: Callable[[Sequence[int]], np.ndarray]) -> torch.Tensor:
-    """The board labels of `get_batch`'s inputs (x = block[:-1]): int64 (B, block_len-1, 64), from a codec's
-    `board_targets` (e.g. `MoveTokenCodec.board_targets`; -1 where no board is known)."""
-    rows = np.stack([board_targets(block)[:-1] for block in np.asarray(blocks[indices])])
-    labels = torch.from_numpy(rows.astype(np.int64))
-    device = torch.device(device)
-    return labels.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else labels
-
-
-def get_legal_batch(blocks: np.ndarray, indices: np.ndarray, device: str | torch.device,
-                    legal_targets: Callable[[Sequence[int]], np.ndarray]) -> torch.Tensor:
-    """The legal-move labels of `get_batch`'s inputs (x = block[:-1]): bool (B, block_len-1, n moves), from a
-    codec's `legal_targets` (e.g. `MoveTokenCodec.legal_targets`; rows all False where not labelled)."""
-    rows = torch.from_numpy(np.stack([legal_targets(block)[:-1] for block in np.asarray(blocks[indices])]))
+def get_label_batch(blocks: np.ndarray, indices: np.ndarray, device: str | torch.device,
+                    labeller: Callable[[Sequence[int]], np.ndarray]) -> torch.Tensor:
+    """Per-token labels of `get_batch`'s inputs (x = block[:-1]), stacked: (B, block_len-1, ...) in the labeller's
+    dtype. The labeller is a codec's `board_targets` (int8 (T, 64), -1 where no board is known) or
+    `legal_targets` (bool (T, n moves), rows all False where not labelled)."""
+    rows = torch.from_numpy(np.stack([labeller(block)[:-1] for block in np.asarray(blocks[indices])]))
     device = torch.device(device)
     return rows.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else rows

@@ -47,7 +47,7 @@ from gamegpt.core.checkpoint import (
     resolve_checkpoint,
     save_checkpoint,
 )
-from gamegpt.core.data import get_batch, get_board_batch, get_legal_batch, open_split, read_meta
+from gamegpt.core.data import get_batch, get_label_batch, open_split, read_meta
 from gamegpt.core.model import GPT, GPTConfig, ModelShape
 from gamegpt.errors import CheckpointError, ConfigError
 from gamegpt.games import codec_from_spec
@@ -746,10 +746,10 @@ def _train(cfg: TrainConfig, ctx: _Context, *, resume: bool, stop_after: int | N
                 x, y = get_batch(train_blocks, indices, ctx.device, meta.get("scored_targets"))
                 extra: dict[str, Any] = {}
                 if board_labeller is not None:
-                    extra.update(board_targets=get_board_batch(train_blocks, indices, ctx.device, board_labeller),
+                    extra.update(board_targets=get_label_batch(train_blocks, indices, ctx.device, board_labeller),
                                  board_weight=cfg.board_loss_weight)
                 if legal_labeller is not None:
-                    extra.update(legal_targets=get_legal_batch(train_blocks, indices, ctx.device, legal_labeller),
+                    extra.update(legal_targets=get_label_batch(train_blocks, indices, ctx.device, legal_labeller),
                                  legal_weight=cfg.legal_loss_weight)
                 with autocast():
                     _, loss = model(x, y, **extra)
