@@ -59,3 +59,31 @@ def data_import_pgn(pgn_files: Sequence[str], out: str, workers: int | None, lim
                         limit=limit, progress=not no_progress)
     click.echo(report.describe())
     click.echo(f"wrote {out}")
+
+
+@data.command("move-values")
+@click.argument("records", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--out", type=click.Path(file_okay=False), required=True,
+              help="table directory to create (or to continue: the same command resumes a killed run)")
+@click.option("--nodes", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="Stockfish nodes per position (one MultiPV search values all listed moves)")
+@click.option("--max-moves", type=click.IntRange(min=1, max=256), default=32, show_default=True,
+              help="moves valued per position, best first")
+@click.option("--workers", type=click.IntRange(min=1), default=None, help="Stockfish processes (default: the CPUs)")
+@click.option("--chunk-games", type=click.IntRange(min=1), default=200, show_default=True,
+              help="games per part file")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="value only the first N games")
+@click.option("--stockfish", default=None, help="Stockfish executable (default: found on PATH)")
+@click.option("--no-progress", is_flag=True)
+def data_move_values(records: Sequence[str], out: str, nodes: int, max_moves: int, workers: int | None,
+                     chunk_games: int, limit: int | None, stockfish: str | None, no_progress: bool) -> None:
+    """Stockfish's value of the best moves of every position in chess game records: the table that
+    `gamegpt train --set distill_values=DIR` learns from (distillation)."""
+    from gamegpt.arena.runs import default_workers
+    from gamegpt.selfplay.move_values import value_records
+
+    report = value_records(list(records), out, nodes=nodes, max_moves=max_moves, workers=workers or default_workers(),
+                           chunk_games=chunk_games, limit=limit, stockfish=stockfish, progress=not no_progress)
+    click.echo(f"{report['positions']} positions valued in {report['chunks'] - report['chunks_done_before']} chunk(s) "
+               f"({report['chunks_done_before']} done before)")
+    click.echo(f"wrote {out}")

@@ -294,11 +294,43 @@ def get_batch(blocks: np.ndarray, indices: np.ndarray, device: str | torch.devic
     return x, y
 
 
-def get_label_batch(blocks: np.ndarray, indices: np.ndarray, device: str | torch.device,
-                    labeller: Callable[[Sequence[int]], np.ndarray]) -> torch.Tensor:
-    """Per-token labels of `get_batch`'s inputs (x = block[:-1]), stacked: (B, block_len-1, ...) in the labeller's
-    dtype. The labeller is a codec's `board_targets` (int8 (T, 64), -1 where no board is known) or
-    `legal_targets` (bool (T, n moves), rows all False where not labelled)."""
-    rows = torch.from_numpy(np.stack([labeller(block)[:-1] for block in np.asarray(blocks[indices])]))
-    device = torch.device(device)
-    return rows.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else rows
+class BlockLabels:
+    """Per-token labels of `get_batch`'s inputs (x = block[:-1]) by a codec's labeller: `board_targets` (int8
+    (T, 64), fill -1), `legal_targets` (bool (T, n moves), fill False) or `value_targets` (float16 (T, n moves),
+    fill 0). Each block is labelled once and kept (its entries that differ from `fill`, or the whole array where
+    that is smaller), so a later epoch pays no python-chess time; the store stops growing at `max_bytes` (blocks
+    beyond are labelled anew each time)."""
+
+    def __init__(self, labeller: Callable[[Sequence[int]], np.ndarray], fill: float | int | bool,
+                 max_bytes: int = 2 * 2**30) -> None:
+        self.labeller = labeller
+        self.fill = fill
+        self.max_bytes = max_bytes
+        self.stored_bytes = 0
+        self._store: dict[int, np.ndarray | tuple[tuple[int, ...], np.dtype, np.ndarray, np.ndarray]] = {}
+
+    def batch(self, blocks: np.ndarray, indices: np.ndarray, device: str | torch.device) -> torch.Tensor:
+        """The labels of the blocks at `indices`, stacked: (B, block_len-1, ...) in the labeller's dtype."""
+        rows = torch.from_numpy(np.stack([self._labels(blocks, int(index)) for index in indices]))
+        device = torch.device(device)
+        return rows.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else rows
+
+    def _labels(self, blocks: np.ndarray, index: int) -> np.ndarray:
+        kept = self._store.get(index)
+        if isinstance(kept, np.ndarray):
+            return kept
+        if kept is not None:
+            shape, dtype, where, values = kept
+            labels = np.full(shape, self.fill, dtype=dtype)
+            labels.reshape(-1)[where] = values
+            return labels
+        labels = self.labeller(np.asarray(blocks[index]))[:-1]
+        where = np.flatnonzero(labels.reshape(-1) != self.fill).astype(np.int32)
+        if len(where) * (4 + labels.itemsize) < labels.nbytes:
+            sparse = (labels.shape, labels.dtype, where, labels.reshape(-1)[where])
+            size = where.nbytes + sparse[3].nbytes
+            if self.stored_bytes + size <= self.max_bytes:
+                self._store[index], self.stored_bytes = sparse, self.stored_bytes + size
+        elif self.stored_bytes + labels.nbytes <= self.max_bytes:
+            self._store[index], self.stored_bytes = labels, self.stored_bytes + labels.nbytes
+        return labels

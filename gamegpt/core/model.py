@@ -345,22 +345,22 @@ class Transformer(nn.Module):
         self.ln_f = nn.LayerNorm(config.n_embd, bias=config.bias)
 
 
-def _scored_positions(x: torch.Tensor, targets: torch.Tensor,
-                      legal: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """The hidden states (N, C), targets (N,) and legal-move rows (N, n), if given, of the positions whose target
-    is not -1, in order.
+def _scored_positions(x: torch.Tensor, targets: torch.Tensor, *labels: torch.Tensor | None
+                      ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor | None]]:
+    """The hidden states (N, C), targets (N,) and per-position label rows (N, ...) of each of `labels` given
+    (B, T, ...; None passes through) of the positions whose target is not -1, in order.
 
     Every position scored (packed game text): views, no copy. Under torch.compile every position is kept
     (the loss ignores -1 targets anyway): a shape that depends on the data would break the graph.
     """
     x, targets = x.reshape(-1, x.size(-1)), targets.reshape(-1)
-    legal = legal.reshape(-1, legal.size(-1)) if legal is not None else None
+    rows = [label.reshape(-1, label.size(-1)) if label is not None else None for label in labels]
     if torch.compiler.is_compiling():
-        return x, targets, legal
+        return x, targets, rows
     scored = targets != -1
     if bool(scored.all()):
-        return x, targets, legal
-    return x[scored], targets[scored], legal[scored] if legal is not None else None
+        return x, targets, rows
+    return x[scored], targets[scored], [row[scored] if row is not None else None for row in rows]
 
 
 def legal_mass_loss(logits: torch.Tensor, legal: torch.Tensor) -> torch.Tensor:
@@ -374,6 +374,21 @@ def legal_mass_loss(logits: torch.Tensor, legal: torch.Tensor) -> torch.Tensor:
     logits, legal = logits[rows].float(), legal[rows]
     on_legal = logits[:, :legal.shape[1]].masked_fill(~legal, float("-inf"))
     return (torch.logsumexp(logits, dim=-1) - torch.logsumexp(on_legal, dim=-1)).mean()
+
+
+def soft_target_loss(logits: torch.Tensor, target_probabilities: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy -sum(q log p) against the distributions `target_probabilities` (N, n) over the n move
+    tokens (first in the vocabulary), over the rows that hold one (sum above 0); `logits` (N, vocab).
+    0 (in the graph) when no row does."""
+    if target_probabilities.shape[0] != logits.shape[0] or target_probabilities.shape[1] > logits.shape[1]:
+        raise ValueError(f"value_targets rows {tuple(target_probabilities.shape)} do not match the logits "
+                         f"{tuple(logits.shape)}")
+    targets = target_probabilities.float()
+    rows = targets.sum(dim=-1) > 0
+    if not bool(rows.any()):
+        return logits.sum() * 0.0
+    log_probabilities = F.log_softmax(logits[rows].float(), dim=-1)[:, :targets.shape[1]]
+    return -(targets[rows] * log_probabilities).sum(dim=-1).mean()
 
 
 class GPT(nn.Module):
@@ -392,6 +407,8 @@ class GPT(nn.Module):
         """The board loss of the last forward pass given `board_targets` (detached, for logging)."""
         self.last_legal_loss: torch.Tensor | None = None
         """The legal-move loss of the last forward pass given `legal_targets` (detached, for logging)."""
+        self.last_value_loss: torch.Tensor | None = None
+        """The distillation loss of the last forward pass given `value_targets` (detached, for logging)."""
         self.apply(self._init_weights)
         # GPT-2: residual projections scaled down by the depth.
         for name, param in self.named_parameters():
@@ -428,6 +445,8 @@ class GPT(nn.Module):
         board_weight: float = 1.0,
         legal_targets: torch.Tensor | None = None,
         legal_weight: float = 1.0,
+        value_targets: torch.Tensor | None = None,
+        value_weight: float = 1.0,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Logits for token ids `idx` (B, T), and the mean cross-entropy if `targets` is given.
 
@@ -448,6 +467,11 @@ class GPT(nn.Module):
         the legal moves where the target is a move (rows all False are skipped); the loss becomes the next-token
         loss + `legal_weight` x the mean of -log(probability on the legal moves) (`legal_mass_loss`, kept in
         `last_legal_loss`). ValueError without targets.
+
+        `value_targets` (B, T, n) float, a teacher's distribution over the n move tokens where the target is a
+        move (`MoveTokenCodec.value_targets`; rows of zeros are skipped): the loss adds `value_weight` x the mean
+        cross-entropy against it (`soft_target_loss`, kept in `last_value_loss`): distillation. ValueError
+        without targets.
         """
         if idx.dim() != 2:
             raise ValueError(f"idx must be (batch, time), got shape {tuple(idx.shape)}")
@@ -469,11 +493,12 @@ class GPT(nn.Module):
             x = block(x, cache)
         x = self.transformer.ln_f(x)
         board_loss = self._board_loss(x, board_targets) if board_targets is not None else None
-        if legal_targets is not None and (targets is None or all_positions):
-            raise ValueError("legal_targets need targets (the legal-move loss is added to the next-token loss)")
+        for name, given in (("legal_targets", legal_targets), ("value_targets", value_targets)):
+            if given is not None and (targets is None or all_positions):
+                raise ValueError(f"{name} need targets (their loss is added to the next-token loss)")
         if not all_positions and targets is not None:
             # the output layer and loss skip the unscored positions
-            x, targets, legal_targets = _scored_positions(x, targets, legal_targets)
+            x, targets, (legal_targets, value_targets) = _scored_positions(x, targets, legal_targets, value_targets)
         elif not all_positions:
             x = x[:, -1:, :]  # only the next token's prediction is needed: skip the others' output layer
         logits = self.lm_head(x)
@@ -492,6 +517,11 @@ class GPT(nn.Module):
             legal_loss = legal_mass_loss(logits, legal_targets)
             self.last_legal_loss = legal_loss.detach()
             loss = loss + legal_weight * legal_loss
+        if value_targets is not None:
+            assert loss is not None
+            value_loss = soft_target_loss(logits, value_targets)
+            self.last_value_loss = value_loss.detach()
+            loss = loss + value_weight * value_loss
         return logits, loss
 
     def _board_loss(self, hidden: torch.Tensor, board_targets: torch.Tensor) -> torch.Tensor:

@@ -17,6 +17,7 @@ object per line for each "start" (each call that trains: the dtype used and why,
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 import os
@@ -47,10 +48,11 @@ from gamegpt.core.checkpoint import (
     resolve_checkpoint,
     save_checkpoint,
 )
-from gamegpt.core.data import get_batch, get_label_batch, open_split, read_meta
+from gamegpt.core.data import BlockLabels, get_batch, open_split, read_meta
 from gamegpt.core.model import GPT, GPTConfig, ModelShape
 from gamegpt.errors import CheckpointError, ConfigError
 from gamegpt.games import codec_from_spec
+from gamegpt.games.chess_move_values import MoveValueTable
 from gamegpt.resources import find_model
 
 LOG_FILE = "train_log.jsonl"
@@ -106,6 +108,14 @@ class TrainConfig(ModelShape):
     position teaches the whole legal set, not only the move played. Labels cost python-chess time per batch
     (25 ms for 128 position samples; 0.35-0.7 CPU-seconds for 16 x 512 tokens of game text, about one bfloat16
     step of a 4x256 model). 0 (the default) turns it off; the val loss is the next-token loss alone."""
+    distill_values: str | None = None
+    """A move-value table (`gamegpt data move-values`): on chess data of one token per move, every move target
+    whose board is in the table also learns the table's distribution over the moves (Stockfish's values through
+    a softmax at `distill_temperature`), weighted by `distill_loss_weight`, beside the move played: distillation.
+    Labels cost the legal loss's python-chess time per batch. The val loss is the next-token loss alone."""
+    distill_loss_weight: float = 1.0
+    distill_temperature: float = 0.05
+    """In win-probability units (Lichess's curve; 0.5 is level): a move 0.05 below the best gets e^-1 of its weight."""
     init_from: str | None = None
     """Start a new run from another model's weights (a run or model directory, or a model name such as
     "chessgpt"), with a fresh optimizer at step 0: fine-tuning, or a longer run of a shipped model. The
@@ -140,7 +150,9 @@ class TrainConfig(ModelShape):
         for name in ("beta1", "beta2"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ConfigError(f"train config: {name} must be in [0, 1), got {getattr(self, name)}")
-        for name in ("weight_decay", "grad_clip", "board_loss_weight", "legal_loss_weight"):
+        if not self.distill_temperature > 0:
+            raise ConfigError(f"train config: distill_temperature must be above 0, got {self.distill_temperature}")
+        for name in ("weight_decay", "grad_clip", "board_loss_weight", "legal_loss_weight", "distill_loss_weight"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"train config: {name} must be >= 0 (0 turns it off), got {getattr(self, name)}")
         for name, choices in _CHOICES.items():
@@ -510,6 +522,22 @@ def _legal_labeller(cfg: TrainConfig, codec: dict[str, Any]) -> Callable[[Sequen
                                                  "(chess-uci-moves, chess-position-move)")
 
 
+def _value_labeller(cfg: TrainConfig, codec: dict[str, Any]) -> Callable[[Sequence[int]], np.ndarray] | None:
+    """The codec's `value_targets` against the table `distill_values` (None without one); ConfigError for a codec
+    without them, UserError for a table that cannot be read."""
+    if cfg.distill_values is None:
+        return None
+    labeller = _codec_labels(codec, "value_targets", "distill_values needs data of one token per move "
+                             "(chess-uci-moves or chess-position-move)")
+    table = MoveValueTable.load(cfg.distill_values)
+    return functools.partial(labeller, table=table, temperature=cfg.distill_temperature)
+
+
+def _block_labels(labeller: Callable[[Sequence[int]], np.ndarray] | None, fill: float | int | bool) -> BlockLabels | None:
+    """The labeller's labels of shard blocks, each block labelled once (None without a labeller)."""
+    return None if labeller is None else BlockLabels(labeller, fill)
+
+
 def _codec_labels(codec: dict[str, Any], method: str, needs: str) -> Callable[[Sequence[int]], np.ndarray]:
     """The data codec's labelling `method`; ConfigError `needs` (naming the codec) if it has none."""
     labeller = getattr(codec_from_spec(codec), method, None)
@@ -602,8 +630,9 @@ def _train(cfg: TrainConfig, ctx: _Context, *, resume: bool, stop_after: int | N
     val_blocks = open_split(cfg.data_dir, "val")
     codec = meta["codec"]
     model_config = _model_config(cfg, meta)
-    board_labeller = _board_labeller(model_config, codec)
-    legal_labeller = _legal_labeller(cfg, codec)
+    board_labels = _block_labels(_board_labeller(model_config, codec), fill=-1)
+    legal_labels = _block_labels(_legal_labeller(cfg, codec), fill=False)
+    value_labels = _block_labels(_value_labeller(cfg, codec), fill=0)
     out = Path(cfg.out_dir)
     checkpoints = out / CHECKPOINTS_DIR
     log_path = out / LOG_FILE
@@ -745,12 +774,15 @@ def _train(cfg: TrainConfig, ctx: _Context, *, resume: bool, stop_after: int | N
                 indices = batch_indices(cfg.seed, step, len(train_blocks), global_batch)[lo:hi]
                 x, y = get_batch(train_blocks, indices, ctx.device, meta.get("scored_targets"))
                 extra: dict[str, Any] = {}
-                if board_labeller is not None:
-                    extra.update(board_targets=get_label_batch(train_blocks, indices, ctx.device, board_labeller),
+                if board_labels is not None:
+                    extra.update(board_targets=board_labels.batch(train_blocks, indices, ctx.device),
                                  board_weight=cfg.board_loss_weight)
-                if legal_labeller is not None:
-                    extra.update(legal_targets=get_label_batch(train_blocks, indices, ctx.device, legal_labeller),
+                if legal_labels is not None:
+                    extra.update(legal_targets=legal_labels.batch(train_blocks, indices, ctx.device),
                                  legal_weight=cfg.legal_loss_weight)
+                if value_labels is not None:
+                    extra.update(value_targets=value_labels.batch(train_blocks, indices, ctx.device),
+                                 value_weight=cfg.distill_loss_weight)
                 with autocast():
                     _, loss = model(x, y, **extra)
                 assert loss is not None
@@ -783,6 +815,8 @@ def _train(cfg: TrainConfig, ctx: _Context, *, resume: bool, stop_after: int | N
                             event["board_loss"] = float(raw_model.last_board_loss)
                         if raw_model.last_legal_loss is not None:
                             event["legal_loss"] = float(raw_model.last_legal_loss)
+                        if raw_model.last_value_loss is not None:
+                            event["distill_loss"] = float(raw_model.last_value_loss)
                         _append_log(log_path, event)
                     bar.set_postfix(loss=f"{state['last_train_loss']:.4f}",
                                     val=f"{state['last_val_loss']:.4f}" if state["last_val_loss"] is not None else "-",

@@ -16,6 +16,7 @@ import numpy as np
 
 from gamegpt.games.base import Codec, Game
 from gamegpt.games.chess import ChessGame
+from gamegpt.games.chess_move_values import MoveValueTable
 
 PGN_VOCABULARY = " #+-.0123456789;=BKNOQRabcdefghx"
 """Karvonen's 32 characters; a character's token is its index here (space = 0, ';' = 15)."""
@@ -458,6 +459,20 @@ class MoveTokenCodec(Codec):
         for at, board in self._boards(tokens):
             if at + 1 < len(tokens) and int(tokens[at + 1]) < self.N_MOVES:
                 rows[at, [_MOVE_INDEX[move] for move in board.legal_moves]] = True
+        return rows
+
+    def value_targets(self, tokens: Sequence[int], table: MoveValueTable, temperature: float) -> np.ndarray:
+        """For each token whose next token is a move and whose board is in `table`: the teacher's distribution
+        over the moves (`MoveValueTable.target` at `temperature`), as float16 (len(tokens), N_MOVES); rows of
+        zeros elsewhere (the labels of `TrainConfig.distill_values`)."""
+        rows = np.zeros((len(tokens), self.N_MOVES), dtype=np.float16)
+        for at, board in self._boards(tokens):
+            if at + 1 < len(tokens) and int(tokens[at + 1]) < self.N_MOVES:
+                found = table.target(board, temperature)
+                if found is not None:
+                    moves, probabilities = found
+                    known = [i for i, move in enumerate(moves) if move in _MOVE_INDEX]  # a corrupt table's codes
+                    rows[at, [_MOVE_INDEX[moves[i]] for i in known]] = probabilities[known]
         return rows
 
     def _boards(self, tokens: Sequence[int]) -> Iterator[tuple[int, chess.Board]]:
