@@ -23,7 +23,8 @@ def train(data_dir: str | None, out_dir: str | None, config_path: str | None, ov
     \b
     Options (YAML keys or --set): n_layer n_head n_embd dropout batch_size max_steps learning_rate min_lr
     warmup_steps weight_decay grad_clip eval_interval checkpoint_interval keep_checkpoints seed device dtype
-    threads board_head board_loss_weight legal_loss_weight init_from. Ctrl-C saves a checkpoint; --resume
+    threads board_head board_loss_weight legal_loss_weight distill_values distill_loss_weight
+    distill_temperature init_from. Ctrl-C saves a checkpoint; --resume
     continues from it.
     """
     from gamegpt.core.train import load_train_config, parse_overrides, train as run_training
