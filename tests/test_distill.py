@@ -5,7 +5,6 @@ one line with exit code 2."""
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -20,12 +19,12 @@ from gamegpt.cli import main
 from gamegpt.core.checkpoint import load_model
 from gamegpt.core.data import BlockLabels, open_split
 from gamegpt.core.model import soft_target_loss
-from gamegpt.core.train import TrainConfig, train
 from gamegpt.games import MoveTokenCodec
 from gamegpt.games.chess_move_values import MATE_CENTIPAWNS, MoveValueTable
 from gamegpt.selfplay.dataset import records_to_shards
 from gamegpt.selfplay.move_values import value_records
 from gamegpt.selfplay.runner import run_selfplay
+from tiny_training import train_tiny
 
 CODEC = MoveTokenCodec()
 OPERA = "e2e4 e7e5 g1f3 d7d6 d2d4 c8g4 d4e5 g4f3 d1f3 d6e5 f1c4 g8f6".split()
@@ -140,12 +139,7 @@ def test_training_with_distillation_moves_the_model_toward_the_teacher(random_ga
     distance = {}
     for teacher in (None, str(table_dir)):
         run = tmp_path / ("distilled" if teacher else "plain")
-        cfg = TrainConfig(data_dir=str(shards), out_dir=str(run), n_layer=1, n_head=2, n_embd=32,
-                          distill_values=teacher, batch_size=8, max_steps=100, learning_rate=3e-3, min_lr=3e-4,
-                          warmup_steps=5, eval_interval=100, eval_batches=2, checkpoint_interval=100,
-                          log_interval=10, seed=0, threads=1)
-        train(cfg, progress=False)
-        events = [json.loads(line) for line in (run / "train_log.jsonl").read_text().splitlines()]
+        events = train_tiny(shards, run, steps=100, batch_size=8, distill_values=teacher)
         assert len([e for e in events if "distill_loss" in e]) == (10 if teacher else 0)
         distance[teacher] = _cross_entropy_to_teacher(run, shards, table)
     # the same steps on the same games: the distilled model is clearly closer to Stockfish's distributions

@@ -4,7 +4,6 @@ line with exit code 2."""
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -18,10 +17,10 @@ from gamegpt.cli import main
 from gamegpt.core.checkpoint import load_model
 from gamegpt.core.data import open_split
 from gamegpt.core.model import GPT, GPTConfig, legal_mass_loss
-from gamegpt.core.train import TrainConfig, train
 from gamegpt.games import MoveTokenCodec, PositionMoveCodec
 from gamegpt.selfplay.dataset import records_to_shards
 from gamegpt.selfplay.runner import run_selfplay
+from tiny_training import train_tiny
 
 CODEC = MoveTokenCodec(start_position=True)
 N_MOVES = MoveTokenCodec.N_MOVES
@@ -120,13 +119,8 @@ def test_training_with_the_legal_loss_puts_more_probability_on_legal_moves(posit
     mass = {}
     for weight in (0.0, 1.0):
         run = tmp_path / f"run-{weight}"
-        cfg = TrainConfig(data_dir=str(position_shards), out_dir=str(run), n_layer=1, n_head=2, n_embd=32,
-                          legal_loss_weight=weight, batch_size=16, max_steps=120, learning_rate=3e-3, min_lr=3e-4,
-                          warmup_steps=5, eval_interval=120, eval_batches=2, checkpoint_interval=120,
-                          log_interval=10, seed=0, threads=1)
-        train(cfg, progress=False)
-        events = [json.loads(line) for line in (run / "train_log.jsonl").read_text().splitlines()]
-        legal_losses = [e["legal_loss"] for e in events if e["event"] == "train" and "legal_loss" in e]
+        events = train_tiny(position_shards, run, steps=120, batch_size=16, legal_loss_weight=weight)
+        legal_losses = [e["legal_loss"] for e in events if "legal_loss" in e]
         assert len(legal_losses) == (12 if weight else 0)
         mass[weight] = _mass_on_legal_moves(run, position_shards)
     # the same steps on the same samples: the legal set's share of the probability is clearly larger with the loss
