@@ -13,6 +13,7 @@ Cost on one core (Stockfish 15.1, 2-core Xeon): about 340 positions a second at 
 from __future__ import annotations
 
 import itertools
+import json
 import multiprocessing
 import subprocess
 import threading
@@ -45,6 +46,9 @@ def value_records(record_paths: Sequence[str | Path], out_dir: str | Path, *, no
     if nodes < 1 or max_moves < 1 or workers < 1 or chunk_games < 1:
         raise UserError("move-values: nodes, max_moves, workers and chunk_games must be at least 1")
     out = Path(out_dir)
+    for path in record_paths:
+        if not Path(path).is_file():
+            raise UserError(f"{path}: no such records file")
     settings = {"format": FORMAT, "version": VERSION, "records": [str(p) for p in record_paths], "nodes": nodes,
                 "max_moves": max_moves, "chunk_games": chunk_games, "limit": limit}
     _check_or_write_settings(out, settings)
@@ -69,8 +73,6 @@ def value_records(record_paths: Sequence[str | Path], out_dir: str | Path, *, no
 def _check_or_write_settings(out: Path, settings: dict[str, Any]) -> None:
     path = out / SETTINGS_FILE
     if path.exists():
-        import json
-
         try:
             existing = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as e:
