@@ -81,6 +81,9 @@ def test_a_second_run_resumes_and_other_settings_are_refused(two_games_table: Pa
     result = CliRunner().invoke(main, ["data", "move-values", str(records), "--out", str(copy), "--nodes", "301",
                                        "--max-moves", "8", "--chunk-games", "1", "--no-progress"])
     assert result.exit_code == 2 and "other settings (nodes)" in result.output and "Traceback" not in result.output
+    result = CliRunner().invoke(main, ["data", "move-values", str(tmp_path / "missing.jsonl"), "--out",
+                                       str(tmp_path / "new"), "--no-progress"])
+    assert result.exit_code == 2 and "no such records file" in result.output and not (tmp_path / "new").exists()
 
 
 def test_value_targets_are_the_tables_distributions(two_games_table: Path) -> None:
