@@ -105,14 +105,16 @@ class TrainConfig(ModelShape):
     legal_loss_weight: float = 0.0
     """Above 0, on chess data of one token per move (chess-uci-moves, chess-position-move): add this weight x
     -log(the probability the model puts on the legal moves) at every move target whose board is known, so each
-    position teaches the whole legal set, not only the move played. Labels cost python-chess time per batch
-    (25 ms for 128 position samples; 0.35-0.7 CPU-seconds for 16 x 512 tokens of game text, about one bfloat16
-    step of a 4x256 model). 0 (the default) turns it off; the val loss is the next-token loss alone."""
+    position teaches the whole legal set, not only the move played. Labels cost python-chess time the first time
+    a block is drawn (25 ms for 128 position samples; 0.35-0.7 CPU-seconds for 16 x 512 tokens of game text, about
+    one bfloat16 step of a 4x256 model) and are kept (`BlockLabels`). 0 (the default) turns it off; the val loss
+    is the next-token loss alone."""
     distill_values: str | None = None
     """A move-value table (`gamegpt data move-values`): on chess data of one token per move, every move target
     whose board is in the table also learns the table's distribution over the moves (Stockfish's values through
     a softmax at `distill_temperature`), weighted by `distill_loss_weight`, beside the move played: distillation.
-    Labels cost the legal loss's python-chess time per batch. The val loss is the next-token loss alone."""
+    Labels cost about the legal loss's python-chess time, once per block. The val loss is the next-token loss
+    alone."""
     distill_loss_weight: float = 1.0
     distill_temperature: float = 0.05
     """In win-probability units (Lichess's curve; 0.5 is level): a move 0.05 below the best gets e^-1 of its weight."""
