@@ -274,6 +274,11 @@ class UciEngineProcess:
         limit the engine would search forever, so one is required (ValueError). `timeout` (seconds) defaults
         to the longest the limits allow plus 10 s, or 60 s for node/depth limits; past it the engine is
         killed and EngineError raised."""
+        return self.go_with_output(limits, white_to_move=white_to_move, timeout=timeout)[0]
+
+    def go_with_output(self, limits: SearchLimits, *, white_to_move: bool = True,
+                       timeout: float | None = None) -> tuple[BestMove, list[str]]:
+        """`go` as above, and every line the engine sent before `bestmove` (its `info` lines: MultiPV scores)."""
         if not limits.has_fixed_limit and limits.time_ms is None:
             raise ValueError("go needs a limit: nodes, depth, movetime or a clock")
         if timeout is None:
@@ -281,7 +286,7 @@ class UciEngineProcess:
         command = "go " + " ".join(limits.go_words(white_to_move=white_to_move))
         self.send(command)
         line, before = self._read_until("bestmove", timeout, f"{command!r} with 'bestmove'")
-        return parse_bestmove(line, before[-1] if before else "")
+        return parse_bestmove(line, before[-1] if before else ""), before
 
     def close(self, timeout: float = 1.0) -> None:
         """Send `quit`, wait up to `timeout` seconds, then kill the engine. Safe to call again."""
