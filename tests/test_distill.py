@@ -5,6 +5,7 @@ one line with exit code 2."""
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from gamegpt.cli import main
 from gamegpt.core.checkpoint import load_model
 from gamegpt.core.data import BlockLabels, open_split
 from gamegpt.core.model import soft_target_loss
+from gamegpt.errors import UserError
 from gamegpt.games import MoveTokenCodec
 from gamegpt.games.chess_move_values import MATE_CENTIPAWNS, MoveValueTable
 from gamegpt.selfplay.dataset import records_to_shards
@@ -84,6 +86,24 @@ def test_a_second_run_resumes_and_other_settings_are_refused(two_games_table: Pa
     result = CliRunner().invoke(main, ["data", "move-values", str(tmp_path / "missing.jsonl"), "--out",
                                        str(tmp_path / "new"), "--no-progress"])
     assert result.exit_code == 2 and "no such records file" in result.output and not (tmp_path / "new").exists()
+
+
+def test_tables_of_one_teacher_load_as_one(two_games_table: Path, tmp_path: Path) -> None:
+    halves = []
+    for part in ("part-00000.npz", "part-00001.npz"):  # one game each
+        half = tmp_path / part.removesuffix(".npz")
+        half.mkdir()
+        for name in ("settings.json", part):
+            (half / name).write_bytes((two_games_table / name).read_bytes())
+        halves.append(half)
+    whole, merged = MoveValueTable.load(two_games_table), MoveValueTable.load(halves)
+    assert len(MoveValueTable.load(halves[0])) < len(merged) == len(whole)
+    for a, b in ((whole.keys, merged.keys), (whole.moves, merged.moves), (whole.values, merged.values)):
+        assert np.array_equal(a, b)
+    settings = json.loads((halves[1] / "settings.json").read_text())
+    (halves[1] / "settings.json").write_text(json.dumps({**settings, "nodes": 2000}))
+    with pytest.raises(UserError, match="other teacher settings"):
+        MoveValueTable.load(halves)
 
 
 def test_value_targets_are_the_tables_distributions(two_games_table: Path) -> None:

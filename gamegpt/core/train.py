@@ -110,7 +110,7 @@ class TrainConfig(ModelShape):
     one bfloat16 step of a 4x256 model) and are kept (`BlockLabels`). 0 (the default) turns it off; the val loss
     is the next-token loss alone."""
     distill_values: str | None = None
-    """A move-value table (`gamegpt data move-values`): on chess data of one token per move, every move target
+    """A move-value table (`gamegpt data move-values`), or several of one teacher as `DIR,DIR,...`: on chess data of one token per move, every move target
     whose board is in the table also learns the table's distribution over the moves (Stockfish's values through
     a softmax at `distill_temperature`), weighted by `distill_loss_weight`, beside the move played: distillation.
     Labels cost about the legal loss's python-chess time, once per block. The val loss is the next-token loss
@@ -531,7 +531,7 @@ def _value_labeller(cfg: TrainConfig, codec: dict[str, Any]) -> Callable[[Sequen
         return None
     labeller = _codec_labels(codec, "value_targets", "distill_values needs data of one token per move "
                              "(chess-uci-moves or chess-position-move)")
-    table = MoveValueTable.load(cfg.distill_values)
+    table = MoveValueTable.load([path for path in cfg.distill_values.split(",") if path])
     return functools.partial(labeller, table=table, temperature=cfg.distill_temperature)
 
 

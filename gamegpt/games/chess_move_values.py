@@ -7,8 +7,9 @@
                       moves  uint16 (n, K) up to K moves, best first; NO_MOVE pads a row
                       values int16  (n, K) centipawns for the side to move after each move (a mate in m: ±(10000 - m))
 
-A position met in several parts keeps its first row. `MoveValueTable.load` reads every part into memory
-(about 130 bytes a position with K = 32); `lookup` finds a board's row by binary search.
+A position met in several parts keeps its first row. `MoveValueTable.load` reads every part (of one table, or of
+several made by the same teacher) into memory (about 130 bytes a position with K = 32); `lookup` finds a board's
+row by binary search.
 
 The distillation target of a position is a distribution over its listed moves: each move's win probability
 (Lichess's logistic curve of centipawns), divided by a temperature, through a softmax. Moves left out of a
@@ -20,7 +21,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import chess
 import chess.polyglot
@@ -65,42 +66,31 @@ class MoveValueTable:
         return len(self.keys)
 
     @classmethod
-    def load(cls, directory: str | Path) -> "MoveValueTable":
-        """Read every part of a table directory; UserError (one line) if it is not one or a part is unreadable."""
-        root = Path(directory)
-        settings_path = root / SETTINGS_FILE
-        try:
-            settings = json.loads(settings_path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise UserError(f"{root}: not a move-value table (no {SETTINGS_FILE}; make one with "
-                            "`gamegpt data move-values`)") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise UserError(f"{settings_path}: not readable JSON ({e})") from None
-        if not isinstance(settings, dict) or settings.get("format") != FORMAT:
-            raise UserError(f"{settings_path}: not a {FORMAT} settings file")
-        parts = sorted(root.glob(PART_GLOB))
-        if not parts:
-            raise UserError(f"{root}: the move-value table has no parts yet")
+    def load(cls, directories: str | Path | Sequence[str | Path]) -> "MoveValueTable":
+        """Read every part of one table directory, or of several made by the same teacher (equal `nodes` and
+        `max_moves`) as one table; a position in several keeps the row of the first. UserError (one line) if a
+        path is not a table, a part is unreadable or the teachers differ."""
+        roots = [Path(directories)] if isinstance(directories, (str, Path)) else [Path(d) for d in directories]
+        if not roots:
+            raise UserError("give at least one move-value table directory")
+        settings = [_read_settings(root) for root in roots]
+        for root, other in zip(roots[1:], settings[1:]):
+            if any(other.get(name) != settings[0].get(name) for name in TEACHER_SETTINGS):
+                raise UserError(f"{root}: made with other teacher settings than {roots[0]} "
+                                f"({', '.join(TEACHER_SETTINGS)} must match)")
         keys, moves, values = [], [], []
-        for part in parts:
-            try:
-                with np.load(part, allow_pickle=False) as data:
-                    part_keys, part_moves, part_values = data["keys"], data["moves"], data["values"]
-            except (OSError, ValueError, KeyError) as e:
-                raise UserError(f"{part}: not a readable move-value part ({e})") from None
-            if (part_keys.dtype != np.uint64 or part_moves.dtype != np.uint16 or part_values.dtype != np.int16
-                    or part_moves.shape != part_values.shape or part_moves.shape[:1] != part_keys.shape):
-                raise UserError(f"{part}: malformed move-value part (keys uint64 (n,), moves uint16 and "
-                                "values int16 (n, K))")
-            keys.append(part_keys)
-            moves.append(part_moves)
-            values.append(part_values)
+        for root in roots:
+            for part_keys, part_moves, part_values in _read_parts(root):
+                keys.append(part_keys)
+                moves.append(part_moves)
+                values.append(part_values)
         width = max(m.shape[1] for m in moves)
         moves = [np.pad(m, ((0, 0), (0, width - m.shape[1])), constant_values=NO_MOVE) for m in moves]
         values = [np.pad(v, ((0, 0), (0, width - v.shape[1]))) for v in values]
         all_keys = np.concatenate(keys)
         unique_keys, first = np.unique(all_keys, return_index=True)  # the first row of each position
-        return cls(unique_keys, np.concatenate(moves)[first], np.concatenate(values)[first], settings)
+        merged = {**settings[0], "records": [r for s in settings for r in s.get("records", [])]}
+        return cls(unique_keys, np.concatenate(moves)[first], np.concatenate(values)[first], merged)
 
     def lookup(self, board: chess.Board) -> tuple[list[chess.Move], np.ndarray] | None:
         """The listed moves of `board` (best first) and their values in centipawns, or None if it is not in the
@@ -124,3 +114,41 @@ class MoveValueTable:
         scores = win_probability(centipawns) / temperature
         weights = np.exp(scores - scores.max())
         return moves, weights / weights.sum()
+
+
+TEACHER_SETTINGS = ("nodes", "max_moves")
+"""The settings that make two tables the same teacher (and so mergeable)."""
+
+
+def _read_settings(root: Path) -> dict[str, Any]:
+    settings_path = root / SETTINGS_FILE
+    try:
+        settings = json.loads(settings_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"{root}: not a move-value table (no {SETTINGS_FILE}; make one with "
+                        "`gamegpt data move-values`)") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise UserError(f"{settings_path}: not readable JSON ({e})") from None
+    if not isinstance(settings, dict) or settings.get("format") != FORMAT:
+        raise UserError(f"{settings_path}: not a {FORMAT} settings file")
+    return settings
+
+
+def _read_parts(root: Path) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """(keys, moves, values) of each part of a table directory, checked."""
+    parts = sorted(root.glob(PART_GLOB))
+    if not parts:
+        raise UserError(f"{root}: the move-value table has no parts yet")
+    arrays = []
+    for part in parts:
+        try:
+            with np.load(part, allow_pickle=False) as data:
+                part_keys, part_moves, part_values = data["keys"], data["moves"], data["values"]
+        except (OSError, ValueError, KeyError) as e:
+            raise UserError(f"{part}: not a readable move-value part ({e})") from None
+        if (part_keys.dtype != np.uint64 or part_moves.dtype != np.uint16 or part_values.dtype != np.int16
+                or part_moves.shape != part_values.shape or part_moves.shape[:1] != part_keys.shape):
+            raise UserError(f"{part}: malformed move-value part (keys uint64 (n,), moves uint16 and "
+                            "values int16 (n, K))")
+        arrays.append((part_keys, part_moves, part_values))
+    return arrays
