@@ -10,14 +10,19 @@ import pytest
 from click.testing import CliRunner
 
 from gamegpt.cli import main
+from gamegpt.core.checkpoint import read_checkpoint_config
 from gamegpt.errors import UserError
 from gamegpt.experiments.chess_recipes import ChessRecipesConfig, Recipe, SNAPSHOT_FRACTIONS, run_chess_recipes
+from gamegpt.games.chess_move_values import MoveValueTable
+from gamegpt.selfplay.move_values import labelling_seconds
 from gamegpt.selfplay.runner import run_selfplay
 
 TINY = {
     "tiny-moves": Recipe("chess-uci-moves", 32, 1, 2, 32, 4, 3e-3, "one token per move, 1x32"),
     "tiny-position": Recipe("chess-position-move", None, 1, 2, 32, 8, 3e-3, "position then move, 1x32, legal loss",
                             max_games=6, legal_loss_weight=1.0),
+    "tiny-teacher": Recipe("chess-uci-moves", 32, 1, 2, 32, 4, 3e-3, "one token per move, 1x32, a teacher on 3 games",
+                           teacher_games=3, teacher_nodes=50),
 }
 LADDER = ("stockfish:skill=0,nodes=20,noise=0.5", "random")
 
@@ -58,12 +63,19 @@ def test_every_recipe_gets_the_budget_and_the_same_measures(tmp_path: Path, reco
         assert "elo" in final
         spent = [row["train_cpu_seconds"] for row in rows if row["recipe"] == name]
         assert spent == sorted(spent) and spent[0] < spent[-1]
+    teacher = next(row for row in rows if row["recipe"] == "tiny-teacher" and row["fraction"] == 1.0)
+    teacher_table = out / "teachers" / "nodes50-first3"
+    assert teacher["teacher_seconds"] == labelling_seconds(teacher_table) > 0
+    assert len(MoveValueTable.load(teacher_table)) > 3
+    assert read_checkpoint_config(teacher["model"])["meta"]["train_config"]["distill_values"] == str(teacher_table)
+    assert all(row["teacher_seconds"] is None for row in rows if row["recipe"] != "tiny-teacher")
     positions = json.loads((out / "agreement-positions.json").read_text())
     assert len(positions) == 4
     rated = {player["name"]: player for player in summary["ratings"]["players"]}
     assert set(TINY) | {"random"} <= set(rated) and all(rated[name]["games"] > 0 for name in TINY)
     table = (out / "table.txt").read_text()
-    assert "tiny-moves" in table and "tiny-position" in table and (out / "recipes.png").stat().st_size > 0
+    assert "tiny-moves" in table and "tiny-position" in table and "label_s" in table
+    assert (out / "recipes.png").stat().st_size > 0
 
     again = run_chess_recipes(config(out, records), progress=False)  # everything is there: nothing retrains
     assert again["rows"] == rows

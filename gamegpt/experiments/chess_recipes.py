@@ -13,10 +13,13 @@ same way as the end:
 - and, for the final models only, Elo in one gauntlet against a ladder (default: the default ladder; mask,
   temperature 0.001), each rung also playing its neighbour.
 
+A recipe with a teacher (distillation, `Recipe.teacher_games`) first has Stockfish value the positions of its
+first games; that labelling time is reported beside the budget (`label_s`), not spent from it.
+
 Every stage is skipped or continued when the study is re-run with the same settings (other settings are
 refused). Files in `out_dir`: experiment.json, records/ (the train subset a recipe reads), shards/<codec>/,
-runs/<recipe>/ (checkpoints, log, budget.json), models/<recipe>/<snapshot>/ (exported model, eval.json),
-agreement-positions.json, tournament/, summary.json, table.txt, recipes.png.
+teachers/ (move-value tables), runs/<recipe>/ (checkpoints, log, budget.json), models/<recipe>/<snapshot>/
+(exported model, eval.json), agreement-positions.json, tournament/, summary.json, table.txt, recipes.png.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from gamegpt.eval.plots import pyplot, save_figure
 from gamegpt.eval.tournament import Entrant, resolve_anchor, run_tournament
 from gamegpt.experiments.chess_transcendence import ladder_of
 from gamegpt.selfplay.dataset import records_to_shards
+from gamegpt.selfplay.move_values import labelling_seconds, value_records
 
 
 @dataclass(frozen=True)
@@ -64,18 +68,31 @@ class Recipe:
     """Train with the auxiliary board loss (`GPT.forward`'s board_targets: the 64 squares after each move)."""
     legal_loss_weight: float = 0.0
     """Train with the auxiliary legal-move loss at this weight (`TrainConfig.legal_loss_weight`); 0: off."""
+    teacher_games: int = 0
+    """Distillation: Stockfish values every position of the first `teacher_games` train games (a MultiPV search
+    of `teacher_nodes`, `gamegpt data move-values`), and each move target whose position was valued also learns
+    that distribution (`TrainConfig.distill_values`, at `distill_temperature` and `distill_loss_weight`). The
+    labelling time is recorded beside the training budget, not taken from it. 0: no teacher."""
+    teacher_nodes: int = 1000
+    distill_temperature: float = 0.01
+    distill_loss_weight: float = 2.0
 
     def train_options(self) -> dict[str, Any]:
         return {"n_layer": self.n_layer, "n_head": self.n_head, "n_embd": self.n_embd,
                 "batch_size": self.batch_size, "learning_rate": self.learning_rate,
                 "min_lr": self.learning_rate / 10, "warmup_steps": 50, "weight_decay": 0.1,
                 "eval_batches": 8, "keep_checkpoints": 2, "board_head": self.board_head,
-                "legal_loss_weight": self.legal_loss_weight}
+                "legal_loss_weight": self.legal_loss_weight,
+                **({"distill_temperature": self.distill_temperature, "distill_loss_weight": self.distill_loss_weight}
+                   if self.teacher_games else {})}
 
     def settings(self) -> dict[str, Any]:
-        """The recipe as a study's experiment.json records it (`board_head` and `legal_loss_weight` only when
+        """The recipe as a study's experiment.json records it (the auxiliary losses and the teacher only when
         on, so studies made before they existed continue)."""
-        return {k: v for k, v in asdict(self).items() if k not in ("board_head", "legal_loss_weight") or v}
+        optional = ("board_head", "legal_loss_weight", "teacher_games")
+        teacher = ("teacher_nodes", "distill_temperature", "distill_loss_weight")
+        return {k: v for k, v in asdict(self).items()
+                if (k not in optional or v) and (k not in teacher or self.teacher_games)}
 
 
 RECIPES: dict[str, Recipe] = {
@@ -92,6 +109,10 @@ RECIPES: dict[str, Recipe] = {
     "uci-moves-board": Recipe("chess-uci-moves", 512, 4, 4, 256, 8, 1e-3,
                               "one token per move, 512-move blocks, 4x256, plus an auxiliary loss that reads "
                               "the 64 squares after each move", board_head=True),
+    "uci-moves-small-teacher": Recipe("chess-uci-moves", 512, 2, 4, 128, 8, 2e-3,
+                                      "one token per move, 512-move blocks, 2x128, plus Stockfish's values of "
+                                      "every move (1,000 nodes) in the first 16,000 games as a second target",
+                                      teacher_games=16_000),
     "uci-moves-small": Recipe("chess-uci-moves", 512, 2, 4, 128, 8, 2e-3,
                               "one token per move, 512-move blocks, 2x128"),
     "uci-moves-large": Recipe("chess-uci-moves", 512, 6, 6, 384, 8, 6e-4,
@@ -177,18 +198,28 @@ def _shards(cfg: ChessRecipesConfig, out: Path, recipe: Recipe) -> Path:
     return data_dir
 
 
+def _teacher(cfg: ChessRecipesConfig, out: Path, recipe: Recipe, progress: bool) -> Path | None:
+    """The recipe's move-value table (made, or continued, here; None without a teacher)."""
+    if not recipe.teacher_games:
+        return None
+    table = out / "teachers" / f"nodes{recipe.teacher_nodes}-first{recipe.teacher_games}"
+    value_records([_records_subset(cfg, out, recipe.teacher_games)], table, nodes=recipe.teacher_nodes,
+                  workers=cfg.workers, progress=progress)
+    return table
+
+
 def _cpu_seconds(run_dir: Path) -> float:
     return float(read_checkpoint_config(resolve_checkpoint(run_dir))["meta"].get("train_cpu_seconds") or 0.0)
 
 
 def _train_recipe(cfg: ChessRecipesConfig, out: Path, name: str, recipe: Recipe, data_dir: Path,
-                  progress: bool) -> list[tuple[float, Path]]:
+                  teacher: Path | None, progress: bool) -> list[tuple[float, Path]]:
     """Train `recipe` to its budget (probe, then the planned steps), exporting a model at each snapshot;
     returns (fraction, model dir) pairs."""
     run_dir = out / "runs" / name
     plan_path = run_dir / "budget.json"
     base = {**recipe.train_options(), "data_dir": str(data_dir), "out_dir": str(run_dir), "seed": cfg.seed,
-            "threads": cfg.threads, "dtype": "auto"}
+            "threads": cfg.threads, "dtype": "auto", "distill_values": None if teacher is None else str(teacher)}
     if not plan_path.exists():
         resume = (run_dir / "checkpoints" / "latest").exists()
         probe = TrainConfig.from_dict({**base, "max_steps": 10**9, "eval_interval": 10**6,
@@ -263,10 +294,13 @@ def run_chess_recipes(cfg: ChessRecipesConfig, *, progress: bool = True) -> dict
     for name, recipe in recipes.items():
         started = time.monotonic()
         data_dir = _shards(cfg, out, recipe)
-        snapshots = _train_recipe(cfg, out, name, recipe, data_dir, progress)
+        teacher = _teacher(cfg, out, recipe, progress)
+        snapshots = _train_recipe(cfg, out, name, recipe, data_dir, teacher, progress)
+        teacher_seconds = None if teacher is None else labelling_seconds(teacher)
         for fraction, model_dir in snapshots:
             measured = _evaluate(cfg, model_dir, held_out, positions)
-            rows.append({"recipe": name, "fraction": fraction, "model": str(model_dir), **measured})
+            rows.append({"recipe": name, "fraction": fraction, "model": str(model_dir),
+                         "teacher_seconds": teacher_seconds, **measured})
         if progress:
             print(f"recipe {name}: done in {time.monotonic() - started:.0f} s", flush=True)
 
@@ -300,14 +334,21 @@ def _percent(value: float | None) -> str:
 
 
 def format_recipes_table(rows: Sequence[dict[str, Any]]) -> str:
-    """One line per recipe and snapshot: CPU seconds, tokens, held-out loss, legal rates, agreement, Elo."""
+    """One line per recipe and snapshot: CPU seconds (and the teacher's labelling seconds, where it has one),
+    tokens, held-out loss, legal rates, agreement, Elo."""
     moves = " ".join(f"{'m' + str(n):>6}" for n in LEGALITY_MOVE_NUMBERS)
-    lines = [f"{'recipe':<16} {'budget':>6} {'cpu_s':>7} {'tokens':>8} {'val':>6} {moves} {'sf_top1':>7}  elo [95% interval]"]
+    width = max([16] + [len(row["recipe"]) for row in rows])
+    teachers = any(row.get("teacher_seconds") is not None for row in rows)
+    label = f" {'label_s':>7}" if teachers else ""
+    lines = [f"{'recipe':<{width}} {'budget':>6} {'cpu_s':>7}{label} {'tokens':>8} {'val':>6} {moves} {'sf_top1':>7}"
+             "  elo [95% interval]"]
     for row in rows:
         legal = " ".join(f"{_percent(row['legality'][str(n)]):>6}" for n in LEGALITY_MOVE_NUMBERS)
         elo = row.get("elo_text", "")
         val = "-" if row["val_loss"] is None else f"{row['val_loss']:.3f}"
-        lines.append(f"{row['recipe']:<16} {row['fraction']:>6g} {row['train_cpu_seconds'] or 0:>7.0f} "
+        seconds = row.get("teacher_seconds")
+        label = (f" {'-' if seconds is None else f'{seconds:.0f}':>7}") if teachers else ""
+        lines.append(f"{row['recipe']:<{width}} {row['fraction']:>6g} {row['train_cpu_seconds'] or 0:>7.0f}{label} "
                      f"{(row['tokens_seen'] or 0) / 1e6:>7.2f}M {val:>6} {legal} {_percent(row['stockfish_top1']):>7}  {elo}")
     return "\n".join(lines)
 

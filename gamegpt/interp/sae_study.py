@@ -20,7 +20,6 @@ import torch
 import torch.nn.functional as F
 
 from gamegpt.atomic import write_json_atomic, write_text_atomic
-from gamegpt.errors import UserError
 from gamegpt.games.chess_codecs import MoveTokenCodec
 from gamegpt.interp.activations import ActivationCache, StudiedModel, _replay, logits_all, probe_positions
 from gamegpt.interp.probe_study import split_masks

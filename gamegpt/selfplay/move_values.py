@@ -5,7 +5,8 @@ searched once with MultiPV: `go nodes N` with `multipv K` gives up to K moves, b
 score. The games are cut into chunks of `chunk_games`; worker processes (one Stockfish each, one thread,
 16 MB hash) value the chunks, and each chunk's rows are written atomically as `part-NNNNN.npz`. A killed
 run, started again with the same command, values only the chunks that have no part yet; other settings in an
-existing table directory are refused.
+existing table directory are refused. Each part also records the seconds its chunk took (`seconds`): a worker and
+its one-thread engine take turns, so on an unshared core that is the CPU time of the pair (`labelling_seconds`).
 
 Cost on one core (Stockfish 15.1, 2-core Xeon): about 490 positions a second at 1000 nodes.
 """
@@ -16,6 +17,7 @@ import itertools
 import json
 import multiprocessing
 import threading
+import time
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -68,6 +70,16 @@ def value_records(record_paths: Sequence[str | Path], out_dir: str | Path, *, no
             bar.set_postfix(positions=positions, refresh=False)
     bar.close()
     return {"chunks": count + len(done), "chunks_done_before": len(done), "positions": positions}
+
+
+def labelling_seconds(out_dir: str | Path) -> float:
+    """The seconds spent valuing the parts of a table directory: the sum of each part's chunk time (parts
+    written before parts recorded it count 0)."""
+    total = 0.0
+    for part in Path(out_dir).glob("part-*.npz"):
+        with np.load(part, allow_pickle=False) as data:
+            total += float(data["seconds"]) if "seconds" in data.files else 0.0
+    return total
 
 
 def _check_or_write_settings(out: Path, settings: dict[str, Any]) -> None:
@@ -141,6 +153,7 @@ def _start_worker(engine_path: str, nodes: int, max_moves: int) -> None:
 
 def _value_chunk(task: tuple[Path, int, list[Game]]) -> int:
     out, number, games = task
+    started = time.perf_counter()
     keys: list[int] = []
     moves = []
     values = []
@@ -165,7 +178,8 @@ def _value_chunk(task: tuple[Path, int, list[Game]]) -> int:
         with open(tmp, "wb") as f:
             np.savez(f, keys=np.array(keys, dtype=np.uint64),
                      moves=np.array(moves, dtype=np.uint16).reshape(-1, _max_moves),
-                     values=np.array(values, dtype=np.int16).reshape(-1, _max_moves))
+                     values=np.array(values, dtype=np.int16).reshape(-1, _max_moves),
+                     seconds=np.float64(time.perf_counter() - started))
     return len(keys)
 
 
