@@ -110,11 +110,11 @@ class TrainConfig(ModelShape):
     one bfloat16 step of a 4x256 model) and are kept (`BlockLabels`). 0 (the default) turns it off; the val loss
     is the next-token loss alone."""
     distill_values: str | None = None
-    """A move-value table (`gamegpt data move-values`), or several of one teacher as `DIR,DIR,...`: on chess data of one token per move, every move target
-    whose board is in the table also learns the table's distribution over the moves (Stockfish's values through
-    a softmax at `distill_temperature`), weighted by `distill_loss_weight`, beside the move played: distillation.
-    Labels cost about the legal loss's python-chess time, once per block. The val loss is the next-token loss
-    alone."""
+    """A move-value table (`gamegpt data move-values`), or several of one teacher as `DIR,DIR,...`: on chess data
+    of one token per move, every move target whose board is in the table also learns the table's distribution over
+    the moves (Stockfish's values through a softmax at `distill_temperature`), weighted by `distill_loss_weight`,
+    beside the move played: distillation. Labels cost about the legal loss's python-chess time, once per block.
+    The val loss is the next-token loss alone."""
     distill_loss_weight: float = 1.0
     distill_temperature: float = 0.05
     """In win-probability units (Lichess's curve; 0.5 is level): a move 0.05 below the best gets e^-1 of its weight."""
