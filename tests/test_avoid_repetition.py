@@ -1,5 +1,5 @@
 """The repetition-avoidance decoding option: steers a model that is ahead in material away from
-repeating positions, and changes nothing while it is not ahead or when off."""
+repeating positions and from stalemating its opponent, and changes nothing while it is not ahead or when off."""
 
 from __future__ import annotations
 
@@ -44,6 +44,16 @@ def test_only_the_side_that_is_ahead_is_steered() -> None:
     assert moves_avoiding_repetition(level) is None
     behind = game_after("e2e4 d7d5 e4d5 g8f6 g1f3 f6g8 f3g1")  # Black, a pawn down, may repeat
     assert moves_avoiding_repetition(behind) is None
+
+
+def test_a_stalemating_move_is_left_out_when_ahead() -> None:
+    queen_up = ChessGame("7k/5K2/8/8/8/8/8/6Q1 w - - 0 1")  # Qg6 and Qb1 stalemate the bare king; Qg7 mates
+    stalemating = {chess.Move.from_uci("g1g6"), chess.Move.from_uci("g1b1")}
+    fresh = moves_avoiding_repetition(queen_up)
+    assert fresh is not None and not stalemating & set(fresh) and chess.Move.from_uci("g1g7") in fresh
+    assert len(fresh) == queen_up.board.legal_moves.count() - 2
+    queen_down = ChessGame("7K/5k2/8/8/8/8/8/6q1 w - - 0 1")  # White, bare king, to move: not steered
+    assert moves_avoiding_repetition(queen_down) is None
 
 
 def test_the_model_never_repeats_when_ahead_and_does_without_the_option(untrained_chess_model: Path) -> None:

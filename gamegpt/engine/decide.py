@@ -49,11 +49,13 @@ def material_balance(board: chess.Board) -> int:
 
 
 def moves_avoiding_repetition(game: object) -> list[chess.Move] | None:
-    """The legal moves that do not repeat an earlier position, when the side to move has more material;
-    None when nothing needs steering (not chess, not ahead, no legal move repeats, or every move does).
+    """The legal moves that neither repeat an earlier position nor stalemate the opponent, when the side to
+    move has more material; None when nothing needs steering (not chess, not ahead, no legal move draws so,
+    or every move does).
 
     A repeated position is one step from a threefold-repetition draw, which a model that is winning
-    material but cannot yet mate walks into over and over (greedy decoding repeats itself)."""
+    material but cannot yet mate walks into over and over (greedy decoding repeats itself); a stalemate is
+    the other draw such a model walks into against a bare king."""
     if not isinstance(game, ChessGame):
         return None
     board = game.board
@@ -64,7 +66,7 @@ def moves_avoiding_repetition(game: object) -> list[chess.Move] | None:
     for move in legal:
         board.push(move)
         try:
-            if not board.is_repetition(2):
+            if not board.is_repetition(2) and not board.is_stalemate():
                 fresh.append(move)
         finally:
             board.pop()
