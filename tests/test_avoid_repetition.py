@@ -46,6 +46,19 @@ def test_only_the_side_that_is_ahead_is_steered() -> None:
     assert moves_avoiding_repetition(behind) is None
 
 
+def test_a_move_that_lets_the_opponent_repeat_thrice_is_left_out() -> None:
+    # The position after 2...Nf6 has occurred twice; 6.Ng1 is new, but 6...Nb8 would make it occur a third time.
+    game = game_after("e2e4 d7d5 e4d5 g8f6 g1h3 f6g8 h3g1 g8f6 g1h3 b8c6")
+    back = chess.Move.from_uci("h3g1")
+    board = game.board.copy()
+    board.push(back)
+    assert not board.is_repetition(2)  # the move itself repeats nothing
+    board.push_uci("c6b8")
+    assert board.is_repetition(3)
+    fresh = moves_avoiding_repetition(game)
+    assert fresh is not None and back not in fresh and FRESH in fresh
+
+
 def test_a_stalemating_move_is_left_out_when_ahead() -> None:
     queen_up = ChessGame("7k/5K2/8/8/8/8/8/6Q1 w - - 0 1")  # Qg6 and Qb1 stalemate the bare king; Qg7 mates
     stalemating = {chess.Move.from_uci("g1g6"), chess.Move.from_uci("g1b1")}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import zlib
+from collections import Counter
 from typing import TYPE_CHECKING, Sequence
 
 import chess
@@ -49,28 +50,53 @@ def material_balance(board: chess.Board) -> int:
 
 
 def moves_avoiding_repetition(game: object) -> list[chess.Move] | None:
-    """The legal moves that neither repeat an earlier position nor stalemate the opponent, when the side to
-    move has more material; None when nothing needs steering (not chess, not ahead, no legal move draws so,
-    or every move does).
+    """The legal moves that neither repeat an earlier position, nor let the opponent's reply make one occur a
+    third time, nor stalemate the opponent, when the side to move has more material; None when nothing needs
+    steering (not chess, not ahead, no legal move draws so, or every move does).
 
     A repeated position is one step from a threefold-repetition draw, which a model that is winning
-    material but cannot yet mate walks into over and over (greedy decoding repeats itself); a stalemate is
-    the other draw such a model walks into against a bare king."""
+    material but cannot yet mate walks into over and over (greedy decoding repeats itself), and which the
+    opponent completes as often as the model does; a stalemate is the other draw such a model walks into
+    against a bare king."""
     if not isinstance(game, ChessGame):
         return None
     board = game.board
     if material_balance(board) <= 0:
         return None
+    seen = _position_counts(board)
     fresh = []
     legal = list(board.legal_moves)
     for move in legal:
         board.push(move)
         try:
-            if not board.is_repetition(2) and not board.is_stalemate():
+            if not seen[chess.polyglot.zobrist_hash(board)] and not board.is_stalemate() \
+                    and not _a_reply_repeats_thrice(board, seen):
                 fresh.append(move)
         finally:
             board.pop()
     return fresh if fresh and len(fresh) < len(legal) else None
+
+
+def _position_counts(board: chess.Board) -> Counter[int]:
+    """How often each position (its Zobrist hash) has occurred in the game so far, the current one included."""
+    replay = board.copy()
+    counts = Counter([chess.polyglot.zobrist_hash(replay)])
+    while replay.move_stack:
+        replay.pop()
+        counts[chess.polyglot.zobrist_hash(replay)] += 1
+    return counts
+
+
+def _a_reply_repeats_thrice(board: chess.Board, seen: Counter[int]) -> bool:
+    """Whether the side to move has a move to a position that occurred twice before (a threefold repetition)."""
+    for reply in board.legal_moves:
+        board.push(reply)
+        try:
+            if seen[chess.polyglot.zobrist_hash(board)] >= 2:
+                return True
+        finally:
+            board.pop()
+    return False
 
 
 def book_move(path: str, board: chess.Board, seed: int, *, best: bool = False) -> chess.Move | None:

@@ -189,7 +189,7 @@ class ModelPlayer(Player):
 
     def choose(self, game: Game[Any], among: Sequence[Any] | None = None) -> Any:
         """The move by the player's policy; with `among` (some legal moves), masked decoding over those.
-        With `avoid_repetition` set and the model ahead in material, moves that repeat a position or
+        With `avoid_repetition` set and the model ahead in material, moves that draw by repetition or
         stalemate are left out of `among` (`gamegpt.engine.decide.moves_avoiding_repetition`)."""
         if self.settings.avoid_repetition:
             fresh = moves_avoiding_repetition(game)

@@ -35,9 +35,10 @@ class DecodingSettings:
     transcendence studies call low temperature. `top_k` 0 keeps every token. `seed` seeds the sampling
     (front ends mix in the position, so a replayed game repeats). `threads` are torch's CPU threads.
     `move_overhead_ms` is kept back from every move's share of the clock for lag (GUI, network).
-    `avoid_repetition` (chess, off by default) steers away from repeating a position, and from stalemating
-    the opponent, while the model has more material than its opponent (see `gamegpt.engine.decide.moves_avoiding_repetition`): a decoding aid
-    like an engine's contempt, so figures measured with it are not the model's own.
+    `avoid_repetition` (chess, off by default) steers away from repeating a position (or letting the
+    opponent repeat one a third time) and from stalemating the opponent while the model has more material
+    than its opponent (see `gamegpt.engine.decide.moves_avoiding_repetition`): a decoding aid like an
+    engine's contempt, so figures measured with it are not the model's own.
     Raises `ConfigError` naming the setting when a value is out of range.
     """
 
