@@ -39,6 +39,8 @@ def test_the_card_states_what_was_measured(tmp_path: Path, untrained_chess_model
         assert f"| `toy{suffix}` |" in text
         assert ratings[f"toy{suffix}"]["games"] == 2  # one opening, both colours, against the one rung
     assert "avoid_repetition=true" in measured["tournament"]["subjects"]["toy-avoid-repetition"]
+    assert set(measured["outcomes"]) == set(measured["tournament"]["subjects"])
+    assert measured["outcomes"]["toy"]["random"]["games"] == 2 and "How each entrant's games ended" in text
     assert set(measured["legality"]) == {"selfplay T=1", "selfplay T=0.001"}
     first = measured["legality"]["selfplay T=1"]["by_move_number"]["1"]
     assert first["positions"] == 4 and f"{first['rate']:.1%}" in text

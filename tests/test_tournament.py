@@ -30,9 +30,11 @@ from gamegpt.eval.tournament import (
     LADDERS,
     Entrant,
     add_engine_limits,
+    format_outcomes,
     ladder_entrants,
     make_pairings,
     make_schedule,
+    outcomes_by_opponent,
     parse_entrant,
     resolve_anchor,
     run_tournament,
@@ -322,6 +324,19 @@ def test_a_tournament_of_a_model_stockfish_and_the_random_player(tmp_path: Path,
         assert path.exists() and path.stat().st_size > 0
     points = {row["player"]: row["points"] for row in result.standings}
     assert sum(points.values()) == 12 and set(points) == set(names)
+
+    outcomes = outcomes_by_opponent(records, "random")
+    assert set(outcomes) == set(names) - {"random"}
+    for opponent, row in outcomes.items():
+        games_between = [r for r in records if set(r.extra["entrants"]) == {"random", opponent}]
+        draws = [r for r in games_between if r.result == "1/2-1/2"]
+        assert row["games"] == len(games_between) == 4 and row["won"] + row["drawn"] + row["lost"] == 4
+        assert row["drawn"] == len(draws) == sum(row["draws"].values())
+        assert row["draws"] == dict(Counter(r.termination for r in draws))
+    own_points = sum(row["won"] + row["drawn"] / 2 for row in outcomes.values())
+    assert own_points == points["random"]
+    table = format_outcomes(outcomes)
+    assert len(table.splitlines()) == 3 and "stockfish:elo=1350" in table
 
 
 def test_more_openings_extend_a_tournament_and_other_settings_are_refused(tmp_path: Path) -> None:

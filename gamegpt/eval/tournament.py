@@ -469,6 +469,39 @@ def record_games(records: Iterable[GameRecord]) -> list[tuple[str, str, float]]:
     return games
 
 
+def outcomes_by_opponent(records: Iterable[GameRecord], player: str) -> dict[str, dict[str, Any]]:
+    """How `player`'s finished games against each opponent ended: {opponent: {"games", "won", "drawn", "lost",
+    "draws": {termination: count}}}, opponents in the order first met. Shows what a rating hides: a model
+    that wins material and then draws by repetition or stalemate, or one that is mated."""
+    outcomes: dict[str, dict[str, Any]] = {}
+    for record in records:
+        entrants = record.extra.get("entrants")
+        score = score_of(record.result)
+        if not (isinstance(entrants, list) and player in entrants and len(entrants) == 2) or score is None:
+            continue
+        own = score if entrants[0] == player else 1.0 - score
+        row = outcomes.setdefault(str(entrants[1 - entrants.index(player)]),
+                                  {"games": 0, "won": 0, "drawn": 0, "lost": 0, "draws": {}})
+        row["games"] += 1
+        row["won" if own == 1 else "lost" if own == 0 else "drawn"] += 1
+        if own == 0.5:
+            reason = record.termination or "unknown"
+            row["draws"][reason] = row["draws"].get(reason, 0) + 1
+    return outcomes
+
+
+def format_outcomes(outcomes: dict[str, dict[str, Any]]) -> str:
+    """`outcomes_by_opponent` as a table, draws by how they came (most frequent first)."""
+    width = max([len(name) for name in outcomes] + [8])
+    lines = [f"{'opponent':<{width}}  games   won  drawn  lost  draws by"]
+    for name, row in outcomes.items():
+        reasons = ", ".join(f"{reason} {count}" for reason, count in
+                            sorted(row["draws"].items(), key=lambda item: (-item[1], item[0])))
+        lines.append(f"{name:<{width}}  {row['games']:>5}  {row['won']:>4}  {row['drawn']:>5}  {row['lost']:>4}  "
+                     f"{reasons or '-'}")
+    return "\n".join(lines)
+
+
 def rate_records(records: Iterable[GameRecord], *, anchor: str, anchor_rating: float = 1350.0,
                  confidence: float = 0.95, players: Sequence[str] | None = None) -> EloFit:
     """The Elo fit (`gamegpt.eval.elo.fit_elo`) of tournament records."""

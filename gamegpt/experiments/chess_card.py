@@ -35,7 +35,7 @@ from gamegpt.eval.legality import format_legality_table, legal_move_rate
 from gamegpt.eval.mates import find_mate_positions, format_mate_table, mate_in_one_rate
 from gamegpt.eval.openings import default_book, load_openings
 from gamegpt.eval.puzzles import evaluate_puzzles, format_puzzle_table
-from gamegpt.eval.tournament import Entrant, resolve_anchor, run_tournament
+from gamegpt.eval.tournament import Entrant, format_outcomes, outcomes_by_opponent, resolve_anchor, run_tournament
 from gamegpt.experiments.chess_transcendence import ladder_of
 
 CARD_MOVE_NUMBERS = (1, 2, 5, 10, 15, 20, 25, 30, 35, 40, 50, 60)
@@ -141,7 +141,10 @@ def measure_chess_model(cfg: ChessCardConfig) -> dict[str, Any]:
              for label, path in cfg.held_out.items()}
     puzzles = _cached(out / "puzzles.json", lambda: _puzzles(cfg))
     tournament = _cached(out / "tournament.json", lambda: _tournament(cfg, out))
-    return {"legality": legality, "agreement": agreement, "mates": mates, "puzzles": puzzles, "tournament": tournament}
+    games = read_records(out / "tournament" / "games.jsonl")
+    outcomes = {subject: outcomes_by_opponent(games, subject) for subject in tournament["subjects"]}
+    return {"legality": legality, "agreement": agreement, "mates": mates, "puzzles": puzzles, "tournament": tournament,
+            "outcomes": outcomes}
 
 
 def min_legal_rate(result: Mapping[str, Any], up_to: int = 40) -> float | None:
@@ -193,6 +196,11 @@ repetition-avoiding decoding aid (`avoid_repetition=true`), whose rating is the 
 ```
 {measured['tournament']['table']}
 ```
+
+How each entrant's games ended, by opponent:
+
+{chr(10).join(f"**{subject}**{chr(10)}{chr(10)}```{chr(10)}{format_outcomes(rows)}{chr(10)}```{chr(10)}"
+              for subject, rows in measured['outcomes'].items())}
 
 ## Legal-move rate of the first sample (raw policy), by move number
 
