@@ -1,4 +1,4 @@
-"""`gamegpt data`: game records → token shards, and PGN files → game records."""
+"""`gamegpt data`: game records → token shards, PGN files → game records, and labels for the auxiliary losses."""
 
 from __future__ import annotations
 
@@ -86,4 +86,21 @@ def data_move_values(records: Sequence[str], out: str, nodes: int, max_moves: in
                            chunk_games=chunk_games, limit=limit, stockfish=stockfish, progress=not no_progress)
     click.echo(f"{report['positions']} positions valued in {report['chunks'] - report['chunks_done_before']} chunk(s) "
                f"({report['chunks_done_before']} done before)")
+    click.echo(f"wrote {out}")
+
+
+@data.command("labels")
+@click.argument("data_dir", type=click.Path(file_okay=False))
+@click.option("--kind", type=click.Choice(["legal", "board"]), default="legal", show_default=True,
+              help="legal: the legal-move sets (legal_loss_weight); board: the pieces on the squares (board_head)")
+@click.option("--workers", type=click.IntRange(min=1), default=None, help="labelling processes (default: the CPUs)")
+@click.option("--no-progress", is_flag=True)
+def data_labels(data_dir: str, kind: str, workers: int | None, no_progress: bool) -> None:
+    """Label every train block of token shards once, in parallel, into DATA_DIR/labels-KIND/: `gamegpt train`
+    on these shards then reads the auxiliary loss's labels from disk instead of labelling batches itself
+    (the same labels; no python-chess time in the training process, in every run and every --resume)."""
+    from gamegpt.arena.runs import default_workers
+    from gamegpt.selfplay.labels import write_stored_labels
+
+    out = write_stored_labels(data_dir, kind, workers=workers or default_workers(), progress=not no_progress)
     click.echo(f"wrote {out}")

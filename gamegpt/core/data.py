@@ -311,9 +311,7 @@ class BlockLabels:
 
     def batch(self, blocks: np.ndarray, indices: np.ndarray, device: str | torch.device) -> torch.Tensor:
         """The labels of the blocks at `indices`, stacked: (B, block_len-1, ...) in the labeller's dtype."""
-        rows = torch.from_numpy(np.stack([self._labels(blocks, int(index)) for index in indices]))
-        device = torch.device(device)
-        return rows.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else rows
+        return labels_to_device(np.stack([self._labels(blocks, int(index)) for index in indices]), device)
 
     def _labels(self, blocks: np.ndarray, index: int) -> np.ndarray:
         kept = self._store.get(index)
@@ -325,12 +323,25 @@ class BlockLabels:
             labels.reshape(-1)[where] = values
             return labels
         labels = self.labeller(np.asarray(blocks[index]))[:-1]
-        where = np.flatnonzero(labels.reshape(-1) != self.fill).astype(np.int32)
+        where, values = sparse_entries(labels, self.fill)
         if len(where) * (4 + labels.itemsize) < labels.nbytes:
-            sparse = (labels.shape, labels.dtype, where, labels.reshape(-1)[where])
-            size = where.nbytes + sparse[3].nbytes
+            sparse = (labels.shape, labels.dtype, where, values)
+            size = where.nbytes + values.nbytes
             if self.stored_bytes + size <= self.max_bytes:
                 self._store[index], self.stored_bytes = sparse, self.stored_bytes + size
         elif self.stored_bytes + labels.nbytes <= self.max_bytes:
             self._store[index], self.stored_bytes = labels, self.stored_bytes + labels.nbytes
         return labels
+
+
+def sparse_entries(labels: np.ndarray, fill: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(flat int32 indices, values) of the entries of `labels` that differ from `fill`."""
+    where = np.flatnonzero(labels.reshape(-1) != fill).astype(np.int32)
+    return where, labels.reshape(-1)[where]
+
+
+def labels_to_device(rows: np.ndarray, device: str | torch.device) -> torch.Tensor:
+    """A batch of labels as a tensor on `device` (pinned and copied without blocking for CUDA)."""
+    tensor = torch.from_numpy(rows)
+    device = torch.device(device)
+    return tensor.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else tensor

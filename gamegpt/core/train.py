@@ -50,6 +50,7 @@ from gamegpt.core.checkpoint import (
 )
 from gamegpt.core.data import BlockLabels, get_batch, open_split, read_meta
 from gamegpt.core.model import GPT, GPTConfig, ModelShape
+from gamegpt.core.stored_labels import LABEL_KINDS, StoredLabels, load_stored_labels
 from gamegpt.errors import CheckpointError, ConfigError
 from gamegpt.games import codec_from_spec
 from gamegpt.games.chess_move_values import MoveValueTable
@@ -540,6 +541,17 @@ def _block_labels(labeller: Callable[[Sequence[int]], np.ndarray] | None, fill: 
     return None if labeller is None else BlockLabels(labeller, fill)
 
 
+def _labels(data_dir: str, kind: str, labeller: Callable[[Sequence[int]], np.ndarray] | None,
+            meta: Mapping[str, Any]) -> BlockLabels | StoredLabels | None:
+    """The labels of `kind` when the run needs them (a labeller): those stored beside the shards by `gamegpt data
+    labels` if there are, else labelled here as batches need them (None without a labeller)."""
+    if labeller is None:
+        return None
+    method, fill = LABEL_KINDS[kind]
+    stored = load_stored_labels(data_dir, kind, method, n_blocks=meta["n_blocks"]["train"], block_len=meta["block_len"])
+    return stored if stored is not None else BlockLabels(labeller, fill)
+
+
 def _codec_labels(codec: dict[str, Any], method: str, needs: str) -> Callable[[Sequence[int]], np.ndarray]:
     """The data codec's labelling `method`; ConfigError `needs` (naming the codec) if it has none."""
     labeller = getattr(codec_from_spec(codec), method, None)
@@ -632,8 +644,8 @@ def _train(cfg: TrainConfig, ctx: _Context, *, resume: bool, stop_after: int | N
     val_blocks = open_split(cfg.data_dir, "val")
     codec = meta["codec"]
     model_config = _model_config(cfg, meta)
-    board_labels = _block_labels(_board_labeller(model_config, codec), fill=-1)
-    legal_labels = _block_labels(_legal_labeller(cfg, codec), fill=False)
+    board_labels = _labels(cfg.data_dir, "board", _board_labeller(model_config, codec), meta)
+    legal_labels = _labels(cfg.data_dir, "legal", _legal_labeller(cfg, codec), meta)
     value_labels = _block_labels(_value_labeller(cfg, codec), fill=0)
     out = Path(cfg.out_dir)
     checkpoints = out / CHECKPOINTS_DIR
@@ -767,7 +779,10 @@ def _train(cfg: TrainConfig, ctx: _Context, *, resume: bool, stop_after: int | N
             if ctx.is_main:
                 _append_log(log_path, {"event": "start", "step": step, "dtype": dtype, "dtype_reason": dtype_reason,
                                        "device": str(ctx.device), "threads": torch.get_num_threads(),
-                                       "compile": cfg.compile, "world_size": ctx.world_size, "time": time.time()})
+                                       "compile": cfg.compile, "world_size": ctx.world_size,
+                                       "stored_labels": [kind for kind, labels in (("board", board_labels),
+                                                         ("legal", legal_labels)) if isinstance(labels, StoredLabels)],
+                                       "time": time.time()})
             while step < end:
                 started, cpu_started = time.perf_counter(), time.process_time()
                 lr = learning_rate_at(step, cfg)
