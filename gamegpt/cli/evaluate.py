@@ -63,7 +63,7 @@ def eval_legality(models: Sequence[str], records: str | None, pgn: str | None, g
     import tempfile
 
     from gamegpt.engine.model_player import load_model_player
-    from gamegpt.eval.legality import format_legality_table, legal_move_rate, plot_legality
+    from gamegpt.eval.legality import format_legality_table, format_reasons_table, legal_move_rate, plot_legality
     from gamegpt.arena.records import iter_records
     from gamegpt.arena.pgn_import import import_pgn
     from gamegpt.atomic import write_json_atomic
@@ -87,6 +87,9 @@ def eval_legality(models: Sequence[str], records: str | None, pgn: str | None, g
         player = load_model_player(name, None, temperature=temperature, policy="raw")
         results.append(legal_move_rate(player, held_out, move_numbers=numbers, seed=seed, label=name))
     click.echo(format_legality_table(results))
+    for result in results:
+        if sum(result.positions.values()) > sum(result.legal.values()):
+            click.echo(f"why {result.model}'s illegal samples were illegal:\n{format_reasons_table(result)}")
     out = Path(out_dir)
     write_json_atomic(out / "legality.json", {"games": len(held_out), "source": pgn or records,
                                               "results": [r.to_dict() for r in results]})

@@ -3,21 +3,28 @@
 For held-out games (records or a PGN file), the model is asked for a move at the positions just before
 move number n (n = 1, 2, 10, 20, 40, 50, 60 by default; both White's and Black's n-th move), with the
 `raw` policy at a given temperature; the share of legal first samples is reported per move number.
+
+Each illegal chess sample is also sorted by why it is illegal (`illegal_reason`), which tells a model that
+has lost track of the board (no piece of its own on the from-square) from one that knows where its pieces
+are but not how they move, or that its king is in check.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+import chess
 from tqdm import tqdm
 
 from gamegpt.engine.model_player import ModelPlayer
 from gamegpt.errors import RecordsError
 from gamegpt.arena.play import derive_seed
 from gamegpt.eval.plots import pyplot, save_figure
-from gamegpt.games.base import IllegalMoveError, InvalidMove
+from gamegpt.games.base import Game, IllegalMoveError, InvalidMove
+from gamegpt.games.chess import ChessGame
 from gamegpt.arena.records import GameRecord
 
 DEFAULT_MOVE_NUMBERS = (1, 2, 10, 20, 40, 50, 60)
@@ -32,6 +39,8 @@ class LegalityResult:
     positions: dict[int, int] = field(default_factory=dict)
     legal: dict[int, int] = field(default_factory=dict)
     examples: list[dict[str, Any]] = field(default_factory=list)
+    reasons: dict[int, Counter[str]] = field(default_factory=dict)
+    """Per move number: the illegal samples by `illegal_reason`."""
 
     def rate(self, move_number: int) -> float | None:
         """Share of legal first samples before move `move_number`, or None if no game was that long."""
@@ -46,7 +55,8 @@ class LegalityResult:
         return {"model": self.model, "temperature": self.temperature, "overall": self.overall(),
                 "by_move_number": {str(n): {"positions": self.positions[n], "legal": self.legal.get(n, 0),
                                             "rate": self.rate(n)} for n in sorted(self.positions)},
-                "illegal_examples": self.examples[:20]}
+                "illegal_examples": self.examples[:20],
+                "illegal_by_reason": {str(n): dict(self.reasons[n]) for n in sorted(self.reasons) if self.reasons[n]}}
 
 
 def legal_move_rate(
@@ -61,7 +71,8 @@ def legal_move_rate(
     """Ask `player` (policy raw) for a move before each chosen move number of each game; count legal ones."""
     wanted = set(move_numbers)
     result = LegalityResult(label or player.label, player.temperature,
-                            positions={n: 0 for n in sorted(wanted)}, legal={n: 0 for n in sorted(wanted)})
+                            positions={n: 0 for n in sorted(wanted)}, legal={n: 0 for n in sorted(wanted)},
+                            reasons={n: Counter() for n in sorted(wanted)})
     for number, record in enumerate(tqdm(records, disable=not progress, desc=f"legality {result.model}", unit="game")):
         game = player.codec.new_game(record.start)
         if record.game != game.name:
@@ -80,14 +91,77 @@ def legal_move_rate(
                 ok = not isinstance(choice, InvalidMove) and game.is_legal(choice)
                 result.positions[move_number] += 1
                 result.legal[move_number] += int(ok)
-                if not ok and len(result.examples) < 20:
+                if not ok:
                     shown = choice.text if isinstance(choice, InvalidMove) else game.move_to_str(choice)
-                    result.examples.append({"game": number, "ply": ply, "sampled": shown})
+                    reason = illegal_reason(game, choice)
+                    result.reasons[move_number][reason] += 1
+                    if len(result.examples) < 20:
+                        result.examples.append({"game": number, "ply": ply, "sampled": shown, "reason": reason})
             try:
                 game.push(move)
             except IllegalMoveError as exc:
                 raise RecordsError(f"game {number}, ply {ply}: {exc}") from None
     return result
+
+
+NOT_A_MOVE = "not a move"
+NO_OWN_PIECE = "no piece of its own on the from-square"
+CANNOT_MOVE_SO = "the piece cannot move so"
+KING_IN_CHECK = "leaves or puts its king in check"
+NO_SAN_MATCH = "no legal move fits the SAN"
+AMBIGUOUS_SAN = "ambiguous SAN"
+GAME_OVER = "the game is over"
+ILLEGAL = "illegal"
+
+
+def illegal_reason(game: Game[Any], choice: object) -> str:
+    """Why `choice` (a sampled move, or an InvalidMove with the sampled text) is not legal in `game`. Chess:
+    `NOT_A_MOVE` (text that is no move), `NO_OWN_PIECE`, `CANNOT_MOVE_SO` (not even pseudo-legal: a blocked
+    path, a capture of its own piece, a move no piece of that kind makes, castling it may not),
+    `KING_IN_CHECK` (pseudo-legal, but its own king would stand in check), for text in SAN (a PGN model)
+    `NO_SAN_MATCH` or `AMBIGUOUS_SAN`, and `GAME_OVER`; other games: `ILLEGAL` or `NOT_A_MOVE`."""
+    if not isinstance(game, ChessGame):
+        return NOT_A_MOVE if isinstance(choice, InvalidMove) else ILLEGAL
+    board = game.board
+    if game.outcome() is not None:
+        return GAME_OVER
+    move = choice
+    if isinstance(choice, InvalidMove):
+        text = choice.text.strip()
+        try:
+            move = chess.Move.from_uci(text)
+        except ValueError:
+            try:
+                board.parse_san(text)
+            except chess.AmbiguousMoveError:
+                return AMBIGUOUS_SAN
+            except chess.IllegalMoveError:
+                return NO_SAN_MATCH
+            except ValueError:
+                return NOT_A_MOVE
+            return ILLEGAL  # a legal SAN move that the codec could not read
+    if not isinstance(move, chess.Move) or not move:
+        return NOT_A_MOVE
+    piece = board.piece_at(move.from_square)
+    if piece is None or piece.color != board.turn:
+        return NO_OWN_PIECE
+    return KING_IN_CHECK if board.is_pseudo_legal(move) else CANNOT_MOVE_SO
+
+
+def format_reasons_table(result: LegalityResult) -> str:
+    """Move numbers as rows: how many samples were illegal, and why (share of the illegal ones)."""
+    found = Counter[str]()
+    for counts in result.reasons.values():
+        found.update(counts)
+    names = [name for name, _ in found.most_common()]
+    if not names:
+        return "no illegal sample"
+    lines = [f"{'move':>4} {'illegal':>8}  " + "  ".join(names)]
+    for number in sorted(result.reasons):
+        counts, illegal = result.reasons[number], sum(result.reasons[number].values())
+        cells = "  ".join(f"{(f'{counts[name] / illegal:.0%}' if illegal else '-'):>{len(name)}}" for name in names)
+        lines.append(f"{number:>4} {illegal:>8}  {cells}")
+    return "\n".join(lines)
 
 
 def format_legality_table(results: Sequence[LegalityResult]) -> str:

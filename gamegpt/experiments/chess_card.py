@@ -31,7 +31,7 @@ from gamegpt.core.checkpoint import read_checkpoint_config
 from gamegpt.core.model import GPT, GPTConfig
 from gamegpt.engine.model_player import load_model_player, resolve_model_path
 from gamegpt.eval.agreement import format_agreement_table, label_positions, top1_agreement
-from gamegpt.eval.legality import format_legality_table, legal_move_rate
+from gamegpt.eval.legality import format_legality_table, format_reasons_table, legal_move_rate
 from gamegpt.eval.mates import find_mate_positions, format_mate_table, mate_in_one_rate
 from gamegpt.eval.openings import default_book, load_openings
 from gamegpt.eval.puzzles import evaluate_puzzles, format_puzzle_table
@@ -82,7 +82,7 @@ def _legality(cfg: ChessCardConfig, label: str, records: str, temperature: float
     games = read_records(records)[:cfg.legality_games]
     result = legal_move_rate(player, games, move_numbers=CARD_MOVE_NUMBERS, seed=cfg.seed,
                              label=f"{cfg.name} on {label}", progress=False)
-    return {**result.to_dict(), "table": format_legality_table([result])}
+    return {**result.to_dict(), "table": format_legality_table([result]), "reasons_table": format_reasons_table(result)}
 
 
 def _agreement(cfg: ChessCardConfig) -> dict[str, Any]:
@@ -162,6 +162,8 @@ def chess_card_text(model_dir: str | Path, name: str, measured: Mapping[str, Any
     n_params = GPT(GPTConfig.from_dict(model)).num_params(non_embedding=False)
     cpu_hours = (meta.get("train_cpu_seconds") or 0) / 3600
     legality = "\n\n".join(f"**{key}** (lowest rate at moves 1-40: {min_legal_rate(value):.1%})\n\n```\n{value['table']}\n```"
+                           + (f"\n\nWhy the illegal samples were illegal (share of them):\n\n```\n{value['reasons_table']}\n```"
+                              if "reasons_table" in value else "")
                            for key, value in measured["legality"].items())
     ratings = {r["name"]: r for r in measured["tournament"]["ratings"]["players"]}
     subject_rows = "\n".join(
