@@ -9,8 +9,9 @@ import chess
 
 from gamegpt.arena.records import read_records
 from gamegpt.engine.model_player import load_model_player
-from gamegpt.eval.legality import (AMBIGUOUS_SAN, CANNOT_MOVE_SO, GAME_OVER, KING_IN_CHECK, NO_OWN_PIECE,
-                                   NO_SAN_MATCH, NOT_A_MOVE, format_reasons_table, illegal_reason, legal_move_rate)
+from gamegpt.eval.legality import (AMBIGUOUS_SAN, CAPTURES_OWN_PIECE, CASTLING_NOT_ALLOWED, GAME_OVER, KING_IN_CHECK,
+                                   NO_OWN_PIECE, NO_SAN_MATCH, NOT_A_MOVE, NOT_HOW_IT_MOVES, PIECE_IN_THE_WAY,
+                                   format_reasons_table, illegal_reason, legal_move_rate)
 from gamegpt.games.base import InvalidMove
 from gamegpt.games.chess import ChessGame
 from gamegpt.selfplay.runner import run_selfplay
@@ -24,10 +25,15 @@ def test_each_reason() -> None:
     start = ChessGame()
     assert illegal_reason(start, chess.Move.from_uci("e3e4")) == NO_OWN_PIECE  # an empty square
     assert illegal_reason(start, chess.Move.from_uci("e7e5")) == NO_OWN_PIECE  # the opponent's pawn
-    assert illegal_reason(start, chess.Move.from_uci("e2e5")) == CANNOT_MOVE_SO
-    assert illegal_reason(start, chess.Move.from_uci("f1c4")) == CANNOT_MOVE_SO  # blocked by its own pawn
-    assert illegal_reason(start, chess.Move.from_uci("e1g1")) == CANNOT_MOVE_SO  # castling through pieces
-    assert illegal_reason(start, InvalidMove("e2e5")) == CANNOT_MOVE_SO  # the same, as text
+    assert illegal_reason(start, chess.Move.from_uci("e2e5")) == NOT_HOW_IT_MOVES
+    assert illegal_reason(start, chess.Move.from_uci("e2d3")) == NOT_HOW_IT_MOVES  # a pawn capturing nothing
+    assert illegal_reason(start, chess.Move.from_uci("f1c4")) == PIECE_IN_THE_WAY  # its own pawn on e2
+    assert illegal_reason(start, chess.Move.from_uci("a1a3")) == PIECE_IN_THE_WAY
+    assert illegal_reason(start, chess.Move.from_uci("d1d2")) == CAPTURES_OWN_PIECE
+    assert illegal_reason(start, chess.Move.from_uci("e1g1")) == CASTLING_NOT_ALLOWED  # through its own pieces
+    assert illegal_reason(start, InvalidMove("e2e5")) == NOT_HOW_IT_MOVES  # the same, as text
+    blocked_pawn = after("e2e4 e7e5")
+    assert illegal_reason(blocked_pawn, chess.Move.from_uci("e4e5")) == PIECE_IN_THE_WAY
     assert illegal_reason(start, InvalidMove("<eos>")) == NOT_A_MOVE
     assert illegal_reason(start, InvalidMove("Nf6")) == NO_SAN_MATCH  # SAN of a PGN model
     checked = after("e2e4 f7f5 d1h5")  # Black is in check

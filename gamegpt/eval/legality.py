@@ -105,10 +105,13 @@ def legal_move_rate(
 
 
 NOT_A_MOVE = "not a move"
-NO_OWN_PIECE = "no piece of its own on the from-square"
-CANNOT_MOVE_SO = "the piece cannot move so"
-KING_IN_CHECK = "leaves or puts its king in check"
-NO_SAN_MATCH = "no legal move fits the SAN"
+NO_OWN_PIECE = "no own piece there"
+CAPTURES_OWN_PIECE = "captures own piece"
+PIECE_IN_THE_WAY = "piece in the way"
+NOT_HOW_IT_MOVES = "not how it moves"
+CASTLING_NOT_ALLOWED = "castling not allowed"
+KING_IN_CHECK = "king in check"
+NO_SAN_MATCH = "no SAN match"
 AMBIGUOUS_SAN = "ambiguous SAN"
 GAME_OVER = "the game is over"
 ILLEGAL = "illegal"
@@ -116,10 +119,12 @@ ILLEGAL = "illegal"
 
 def illegal_reason(game: Game[Any], choice: object) -> str:
     """Why `choice` (a sampled move, or an InvalidMove with the sampled text) is not legal in `game`. Chess:
-    `NOT_A_MOVE` (text that is no move), `NO_OWN_PIECE`, `CANNOT_MOVE_SO` (not even pseudo-legal: a blocked
-    path, a capture of its own piece, a move no piece of that kind makes, castling it may not),
-    `KING_IN_CHECK` (pseudo-legal, but its own king would stand in check), for text in SAN (a PGN model)
-    `NO_SAN_MATCH` or `AMBIGUOUS_SAN`, and `GAME_OVER`; other games: `ILLEGAL` or `NOT_A_MOVE`."""
+    `NOT_A_MOVE` (text that is no move), `NO_OWN_PIECE`, then for a move that is not even pseudo-legal:
+    `CAPTURES_OWN_PIECE`, `CASTLING_NOT_ALLOWED` (a king's two-square move without the right, through pieces
+    or check), `PIECE_IN_THE_WAY` (the piece moves so on an empty board), `NOT_HOW_IT_MOVES` (it does not,
+    which includes a pawn's diagonal step onto an empty square); `KING_IN_CHECK` (pseudo-legal, but its own
+    king would stand in check); for text in SAN (a PGN model) `NO_SAN_MATCH` or `AMBIGUOUS_SAN`; and
+    `GAME_OVER`. Other games: `ILLEGAL` or `NOT_A_MOVE`."""
     if not isinstance(game, ChessGame):
         return NOT_A_MOVE if isinstance(choice, InvalidMove) else ILLEGAL
     board = game.board
@@ -145,7 +150,17 @@ def illegal_reason(game: Game[Any], choice: object) -> str:
     piece = board.piece_at(move.from_square)
     if piece is None or piece.color != board.turn:
         return NO_OWN_PIECE
-    return KING_IN_CHECK if board.is_pseudo_legal(move) else CANNOT_MOVE_SO
+    if board.is_pseudo_legal(move):
+        return KING_IN_CHECK
+    if piece.piece_type == chess.KING and chess.square_distance(move.from_square, move.to_square) == 2 \
+            and chess.square_rank(move.from_square) == chess.square_rank(move.to_square):
+        return CASTLING_NOT_ALLOWED
+    if board.color_at(move.to_square) == board.turn:
+        return CAPTURES_OWN_PIECE
+    alone = chess.Board(None)
+    alone.set_piece_at(move.from_square, piece)
+    alone.turn = piece.color
+    return PIECE_IN_THE_WAY if alone.is_pseudo_legal(move) else NOT_HOW_IT_MOVES
 
 
 def format_reasons_table(result: LegalityResult) -> str:
