@@ -1,6 +1,6 @@
 """Benchmark of the legal-move loss's labels: labelled in the training process vs stored by `gamegpt data labels`.
 
-    python bench/bench_labels.py [--steps 30] [--games 3000] [--workers N]
+    python bench/bench_labels.py [--steps 30] [--games 4000] [--workers N]
 
 Real training runs (`gamegpt.core.train.train`, the default dtype, one-token-per-move shards of real games:
 the first `--games` TWIC games from `$GAMEGPT_DATA`, or random self-play where that is missing), the same
@@ -66,7 +66,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=30, help="training steps per setting (default 30)")
     parser.add_argument("--batch", type=int, default=16, help="blocks of 512 tokens a step (default 16)")
-    parser.add_argument("--games", type=int, default=3000, help="games to make the shards of (default 3000)")
+    parser.add_argument("--games", type=int, default=4000, help="games to make the shards of (default 4000)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="labelling processes (default: CPUs)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
