@@ -75,6 +75,25 @@ def test_legal_mass_loss_is_minus_log_the_probability_on_the_legal_set() -> None
         legal_mass_loss(logits, torch.zeros(2, 8, dtype=torch.bool))
 
 
+def test_legal_mass_loss_matches_the_dense_formula_and_its_gradient() -> None:
+    generator = torch.Generator().manual_seed(0)
+    logits = (3 * torch.randn(64, 40, generator=generator)).requires_grad_()
+    legal = torch.rand(64, 32, generator=generator) < 0.2
+    legal[5] = False  # a row without a legal move counts for nothing
+    legal[7, :] = False
+    legal[7, 3] = True
+    with torch.no_grad():
+        logits[7, 3] = -200.0  # far below the row's best: exp underflows unless shifted
+    rows = legal.any(-1)
+    dense = logits[rows, :32].masked_fill(~legal[rows], float("-inf"))
+    expected = (torch.logsumexp(logits[rows], -1) - torch.logsumexp(dense, -1)).mean()
+    (expected_grad,) = torch.autograd.grad(expected, logits)
+    loss = legal_mass_loss(logits, legal)
+    (grad,) = torch.autograd.grad(loss, logits)
+    assert torch.isfinite(loss) and loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    assert torch.allclose(grad, expected_grad, atol=1e-6)
+
+
 def test_forward_adds_the_weighted_legal_loss() -> None:
     torch.manual_seed(0)
     model = GPT(GPTConfig(vocab_size=CODEC.vocab_size, block_size=16, n_layer=1, n_head=2, n_embd=16))

@@ -365,15 +365,23 @@ def _scored_positions(x: torch.Tensor, targets: torch.Tensor, *labels: torch.Ten
 
 def legal_mass_loss(logits: torch.Tensor, legal: torch.Tensor) -> torch.Tensor:
     """Mean of -log(probability on the legal moves) over the rows of `legal` (N, n) that have a legal move;
-    `logits` (N, vocab) with the n move tokens first. 0 (in the graph) when no row has one."""
+    `logits` (N, vocab) with the n move tokens first. 0 (in the graph) when no row has one. Computed on the
+    legal entries only (gather, index_add): a row has a few dozen of 2,000, and a dense masked copy of the
+    logits cost as much as the rest of a small model's step."""
     if legal.shape[0] != logits.shape[0] or legal.shape[1] > logits.shape[1]:
         raise ValueError(f"legal_targets rows {tuple(legal.shape)} do not match the logits {tuple(logits.shape)}")
-    rows = legal.any(dim=-1)
-    if not bool(rows.any()):
+    row_of, move_of = legal.nonzero(as_tuple=True)  # the legal moves, a few dozen a row: sparse work only
+    if len(row_of) == 0:
         return logits.sum() * 0.0
-    logits, legal = logits[rows].float(), legal[rows]
-    on_legal = logits[:, :legal.shape[1]].masked_fill(~legal, float("-inf"))
-    return (torch.logsumexp(logits, dim=-1) - torch.logsumexp(on_legal, dim=-1)).mean()
+    rows = torch.unique_consecutive(row_of)
+    logits = logits.float()
+    picked = logits[row_of, move_of]
+    # logsumexp over each row's legal moves, shifted by the row's largest legal logit (a constant to autograd)
+    shift = torch.zeros(logits.shape[0], device=logits.device)
+    shift = shift.scatter_reduce(0, row_of, picked.detach(), "amax", include_self=False)
+    sums = torch.zeros(logits.shape[0], device=logits.device).index_add(0, row_of, torch.exp(picked - shift[row_of]))
+    on_legal = torch.log(sums[rows]) + shift[rows]
+    return (torch.logsumexp(logits, dim=-1)[rows] - on_legal).mean()
 
 
 def soft_target_loss(logits: torch.Tensor, target_probabilities: torch.Tensor) -> torch.Tensor:
