@@ -1,7 +1,7 @@
 """Labels of the auxiliary losses, computed once for a shard directory and read from disk by training.
 
 `BlockLabels` labels each block in the training process the first time a batch needs it: python-chess time on
-the training's own cores (about a third of a CPU step of a 4x256 model with the legal-move loss), paid again by
+the training's own cores (about a quarter of a CPU step of a 4x256 model with the legal-move loss), paid again by
 every run on the same shards and by every `--resume`, and on a GPU it is most of the step. `gamegpt data labels`
 (`gamegpt.selfplay.labels.write_stored_labels`) labels every train block once, with worker processes, into
 `DATA_DIR/labels-KIND/`; `gamegpt train` then reads them (`load_stored_labels`): the same labels, no labelling.
@@ -56,8 +56,6 @@ class StoredLabels:
     """Labels of `kind` read from `labels-KIND/` (see the module docstring); `batch` as `BlockLabels.batch`."""
 
     def __init__(self, directory: Path, settings: dict[str, Any]) -> None:
-        self.directory = directory
-        self.kind: str = settings["kind"]
         self.fill = settings["fill"]
         self.dtype = np.dtype(settings["dtype"])
         self.n_blocks: int = settings["n_blocks"]

@@ -108,8 +108,9 @@ class TrainConfig(ModelShape):
     -log(the probability the model puts on the legal moves) at every move target whose board is known, so each
     position teaches the whole legal set, not only the move played. Labels cost python-chess time the first time
     a block is drawn (25 ms for 128 position samples; 0.35-0.7 CPU-seconds for 16 x 512 tokens of game text, about
-    one bfloat16 step of a 4x256 model) and are kept (`BlockLabels`). 0 (the default) turns it off; the val loss
-    is the next-token loss alone."""
+    one bfloat16 step of a 4x256 model) and are kept (`BlockLabels`), unless `gamegpt data labels` stored them
+    beside the shards, which training then reads instead. 0 (the default) turns it off; the val loss is the
+    next-token loss alone."""
     distill_values: str | None = None
     """A move-value table (`gamegpt data move-values`), or several of one teacher as `DIR,DIR,...`: on chess data
     of one token per move, every move target whose board is in the table also learns the table's distribution over
