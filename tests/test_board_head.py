@@ -1,5 +1,6 @@
 """The auxiliary board loss: the codec's board labels are python-chess's boards, a model with a board head
-learns to read the board from real games, still plays through UCI, and misuse is one line with exit code 2."""
+learns to read the board from real games, still plays through UCI, and misuse is one line with exit code 2;
+and `init_from`, which starts a run from another model (adding a board head, or deepening it)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from click.testing import CliRunner
 
 from gamegpt.cli import main
 from gamegpt.core.checkpoint import load_model
-from gamegpt.core.model import GPT, GPTConfig
+from gamegpt.core.data import open_split
+from gamegpt.core.model import GPT, GPTConfig, deepened_weights
 from gamegpt.core.train import TrainConfig, train
 from gamegpt.games import MoveTokenCodec, PositionMoveCodec
 from gamegpt.selfplay.dataset import records_to_shards
@@ -154,6 +156,38 @@ def test_init_from_starts_a_new_run_with_another_models_weights(shards: Path, tm
         result = CliRunner().invoke(main, args)
         assert result.exit_code == 2, result.output
         assert message in result.output and "Traceback" not in result.output
+
+
+def test_init_from_a_shallower_model_deepens_it_without_changing_what_it_computes(shards: Path,
+                                                                                tmp_path: Path) -> None:
+    """n_layer twice the source's: each block is followed by a copy whose output projections are zero, so the
+    deeper model's first predictions are the shallower one's; the copies then learn (their projections move)."""
+    common = dict(data_dir=str(shards), n_head=2, n_embd=16, batch_size=4, eval_batches=1, seed=0, threads=1)
+    train(TrainConfig(out_dir=str(tmp_path / "first"), n_layer=1, max_steps=30, learning_rate=3e-3, min_lr=3e-4,
+                      **common), progress=False)
+    frozen = dict(learning_rate=1e-12, min_lr=0.0, warmup_steps=0, weight_decay=0.0)
+    train(TrainConfig(out_dir=str(tmp_path / "deeper"), n_layer=2, max_steps=1, init_from=str(tmp_path / "first"),
+                      **frozen, **common), progress=False)
+    train(TrainConfig(out_dir=str(tmp_path / "learning"), n_layer=2, max_steps=5, init_from=str(tmp_path / "first"),
+                      learning_rate=3e-3, min_lr=3e-4, **common), progress=False)
+    (first, _, _), (deeper, _, _), (learning, _, _) = (load_model(tmp_path / name)
+                                                       for name in ("first", "deeper", "learning"))
+    assert deeper.config.n_layer == 2
+    tokens = torch.from_numpy(np.asarray(open_split(str(shards), "val"))[:2, :40].astype(np.int64))
+    with torch.no_grad():
+        expected, _ = first(tokens, all_positions=True)
+        got, _ = deeper(tokens, all_positions=True)
+    assert torch.allclose(expected, got, atol=1e-4)
+    assert deeper.transformer.h[1].mlp.c_proj.weight.detach().abs().max().item() < 1e-6  # the copy starts silent...
+    assert learning.transformer.h[1].mlp.c_proj.weight.detach().abs().max().item() > 1e-4  # ...and learns
+    with pytest.raises(ValueError, match="multiple"):
+        deepened_weights(first.state_dict(), 2, 3)
+
+    result = CliRunner().invoke(main, ["train", "--data", str(shards), "--out", str(tmp_path / "bad"), "--no-progress",
+                                       "--set", f"init_from={tmp_path / 'deeper'}", "--set", "n_layer=3",
+                                       "--set", "n_head=2", "--set", "n_embd=16", "--set", "max_steps=1"])
+    assert result.exit_code == 2, result.output
+    assert "deepening needs a multiple" in result.output and "Traceback" not in result.output
 
 
 def test_position_move_samples_are_labelled_from_their_position_block() -> None:

@@ -365,23 +365,28 @@ def _scored_positions(x: torch.Tensor, targets: torch.Tensor, *labels: torch.Ten
 
 def legal_mass_loss(logits: torch.Tensor, legal: torch.Tensor) -> torch.Tensor:
     """Mean of -log(probability on the legal moves) over the rows of `legal` (N, n) that have a legal move;
-    `logits` (N, vocab) with the n move tokens first. 0 (in the graph) when no row has one. Computed on the
-    legal entries only (gather, index_add): a row has a few dozen of 2,000, and a dense masked copy of the
-    logits cost as much as the rest of a small model's step."""
-    if legal.shape[0] != logits.shape[0] or legal.shape[1] > logits.shape[1]:
-        raise ValueError(f"legal_targets rows {tuple(legal.shape)} do not match the logits {tuple(logits.shape)}")
+    `logits` (N, vocab) with the n move tokens first. 0 (in the graph) when no row has one."""
+    return legal_mass_loss_of_log_probs(F.log_softmax(logits.float(), dim=-1), legal)
+
+
+def legal_mass_loss_of_log_probs(log_probs: torch.Tensor, legal: torch.Tensor) -> torch.Tensor:
+    """`legal_mass_loss` from the rows' log-probabilities (N, vocab, float32), which training already computes
+    for the next-token loss: a second log-sum-exp over 2,000 logits (forward and backward) cost more than the
+    rest of the legal loss. Computed on the legal entries only (gather, index_add): a row has a few dozen of
+    2,000, and a dense masked copy of the logits cost as much as the rest of a small model's step."""
+    if legal.shape[0] != log_probs.shape[0] or legal.shape[1] > log_probs.shape[1]:
+        raise ValueError(f"legal_targets rows {tuple(legal.shape)} do not match the logits {tuple(log_probs.shape)}")
     row_of, move_of = legal.nonzero(as_tuple=True)  # the legal moves, a few dozen a row: sparse work only
     if len(row_of) == 0:
-        return logits.sum() * 0.0
+        return log_probs.sum() * 0.0
     rows = torch.unique_consecutive(row_of)
-    logits = logits.float()
-    picked = logits[row_of, move_of]
-    # logsumexp over each row's legal moves, shifted by the row's largest legal logit (a constant to autograd)
-    shift = torch.zeros(logits.shape[0], device=logits.device)
+    picked = log_probs[row_of, move_of]
+    # log of each row's legal mass, shifted by the row's largest legal log-probability (a constant to autograd)
+    shift = torch.zeros(log_probs.shape[0], device=log_probs.device)
     shift = shift.scatter_reduce(0, row_of, picked.detach(), "amax", include_self=False)
-    sums = torch.zeros(logits.shape[0], device=logits.device).index_add(0, row_of, torch.exp(picked - shift[row_of]))
-    on_legal = torch.log(sums[rows]) + shift[rows]
-    return (torch.logsumexp(logits, dim=-1)[rows] - on_legal).mean()
+    sums = torch.zeros(log_probs.shape[0], device=log_probs.device).index_add(0, row_of,
+                                                                           torch.exp(picked - shift[row_of]))
+    return -(torch.log(sums[rows]) + shift[rows]).mean()
 
 
 def soft_target_loss(logits: torch.Tensor, target_probabilities: torch.Tensor) -> torch.Tensor:
@@ -397,6 +402,29 @@ def soft_target_loss(logits: torch.Tensor, target_probabilities: torch.Tensor) -
         return logits.sum() * 0.0
     log_probabilities = F.log_softmax(logits[rows].float(), dim=-1)[:, :targets.shape[1]]
     return -(targets[rows] * log_probabilities).sum(dim=-1).mean()
+
+
+def deepened_weights(weights: dict[str, torch.Tensor], layers: int, new_layers: int) -> dict[str, torch.Tensor]:
+    """A GPT's `weights` of `layers` blocks made into `new_layers` (a multiple k of `layers`): block i becomes
+    block i*k, followed by k - 1 copies of it whose output projections (attention's and the MLP's `c_proj`) are
+    zero, so each copy adds nothing to the residual stream and the deeper model computes exactly what the
+    shallower one did, while every copy gets gradients from the first step (the block expansion of LLaMA Pro,
+    Wu et al. 2024, interleaved). The same dict for k = 1; ValueError otherwise."""
+    if new_layers == layers:
+        return weights
+    if new_layers < layers or new_layers % layers:
+        raise ValueError(f"cannot deepen {layers} layers to {new_layers}: need a multiple")
+    factor = new_layers // layers
+    prefix = "transformer.h."
+    deeper = {name: tensor for name, tensor in weights.items() if not name.startswith(prefix)}
+    for name, tensor in weights.items():
+        if not name.startswith(prefix):
+            continue
+        layer, rest = name[len(prefix):].split(".", 1)
+        for copy in range(factor):
+            zeroed = copy > 0 and rest.split(".")[1:2] == ["c_proj"]
+            deeper[f"{prefix}{int(layer) * factor + copy}.{rest}"] = torch.zeros_like(tensor) if zeroed else tensor.clone()
+    return deeper
 
 
 class GPT(nn.Module):
@@ -513,16 +541,19 @@ class GPT(nn.Module):
         if cache is not None:
             cache._advance(T)
         loss = None
+        log_probs = None
         if targets is not None:
-            loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), targets.reshape(-1), ignore_index=-1)
+            # one log-softmax serves the next-token loss and the legal-move loss
+            log_probs = F.log_softmax(logits.reshape(-1, logits.size(-1)).float(), dim=-1)
+            loss = F.nll_loss(log_probs, targets.reshape(-1), ignore_index=-1)
         if board_loss is not None:
             if loss is None:
                 raise ValueError("board_targets need targets (the board loss is added to the next-token loss)")
             self.last_board_loss = board_loss.detach()
             loss = loss + board_weight * board_loss
         if legal_targets is not None:
-            assert loss is not None
-            legal_loss = legal_mass_loss(logits, legal_targets)
+            assert loss is not None and log_probs is not None
+            legal_loss = legal_mass_loss_of_log_probs(log_probs, legal_targets.reshape(-1, legal_targets.size(-1)))
             self.last_legal_loss = legal_loss.detach()
             loss = loss + legal_weight * legal_loss
         if value_targets is not None:

@@ -49,7 +49,7 @@ from gamegpt.core.checkpoint import (
     save_checkpoint,
 )
 from gamegpt.core.data import BlockLabels, get_batch, open_split, read_meta
-from gamegpt.core.model import GPT, GPTConfig, ModelShape
+from gamegpt.core.model import GPT, GPTConfig, ModelShape, deepened_weights
 from gamegpt.core.stored_labels import LABEL_KINDS, StoredLabels, load_stored_labels
 from gamegpt.errors import CheckpointError, ConfigError
 from gamegpt.games import codec_from_spec
@@ -124,7 +124,9 @@ class TrainConfig(ModelShape):
     """Start a new run from another model's weights (a run or model directory, or a model name such as
     "chessgpt"), with a fresh optimizer at step 0: fine-tuning, or a longer run of a shipped model. The
     architecture and codec must match, except `board_head` (a new head starts untrained; one the new run lacks is
-    dropped). A resumed run ignores it: its weights come from its checkpoint."""
+    dropped) and `n_layer`, which may be k times the source's: the model is deepened, each layer followed by k - 1
+    copies whose output projections start at zero, so the new model computes what the old one did
+    (`deepened_weights`). A resumed run ignores it: its weights come from its checkpoint."""
 
     def __post_init__(self) -> None:
         self.validate()
@@ -563,7 +565,8 @@ def _codec_labels(codec: dict[str, Any], method: str, needs: str) -> Callable[[S
 
 def _initial_weights(source: str, model_config: GPTConfig, codec: dict[str, Any]) -> dict[str, torch.Tensor]:
     """The weights of model `source` (a path or a model name) for a new model of `model_config`: every weight
-    but a board head's; ConfigError if the architecture (board head aside) or the codec differs."""
+    but a board head's, deepened (`deepened_weights`) when `model_config` has k times the source's layers;
+    ConfigError if the architecture otherwise differs (board head aside) or the codec does."""
     path = Path(source).expanduser()
     if not path.exists():
         path = find_model(source) or path
@@ -573,13 +576,17 @@ def _initial_weights(source: str, model_config: GPTConfig, codec: dict[str, Any]
         raise ConfigError(f"init_from: {e}") from None
     theirs = source_model.config.to_dict()
     changed = [f"{k} {theirs.get(k)} -> {value}" for k, value in model_config.to_dict().items()
-               if k not in _MAY_CHANGE_ON_RESUME | {"board_head"} and theirs.get(k) != value]
+               if k not in _MAY_CHANGE_ON_RESUME | {"board_head", "n_layer"} and theirs.get(k) != value]
+    source_layers = source_model.config.n_layer
+    if model_config.n_layer % source_layers:
+        changed.append(f"n_layer {source_layers} -> {model_config.n_layer} (deepening needs a multiple)")
     if changed:
         raise ConfigError(f"init_from {source}: another architecture ({'; '.join(changed)}); "
                           "give the same model shape (and data of the same block length)")
     if source_codec != codec:
         raise ConfigError(f"init_from {source}: its codec {source_codec} differs from the data's {codec}")
-    return {name: tensor for name, tensor in source_model.state_dict().items() if not name.startswith("board_head.")}
+    weights = {name: tensor for name, tensor in source_model.state_dict().items() if not name.startswith("board_head.")}
+    return deepened_weights(weights, source_layers, model_config.n_layer)
 
 
 def _check_resumable(checkpoint: dict[str, Any], model_config: GPTConfig, codec: dict[str, Any]) -> None:
