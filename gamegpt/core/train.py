@@ -10,8 +10,8 @@ when WORLD_SIZE > 1 the process group is set up (gloo on CPU, nccl on CUDA), onl
 and logs and shows the progress bar.
 
 Outputs in `out_dir`: `checkpoints/step-*/` (see gamegpt.core.checkpoint) and `train_log.jsonl`, one JSON
-object per line for each "start" (each call that trains: the dtype used and why, device, threads), "train"
-(every log_interval steps) and "eval" event.
+object per line for each "start" (each call that trains: the dtype used and why, device, threads, whether
+glibc keeps large blocks for reuse: `gamegpt.core.heap`), "train" (every log_interval steps) and "eval" event.
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ from gamegpt.core.checkpoint import (
     save_checkpoint,
 )
 from gamegpt.core.data import BlockLabels, get_batch, open_split, read_meta
+from gamegpt.core.heap import keep_large_blocks_in_heap
 from gamegpt.core.model import GPT, GPTConfig, ModelShape, deepened_weights
 from gamegpt.core.stored_labels import LABEL_KINDS, StoredLabels, load_stored_labels
 from gamegpt.errors import CheckpointError, ConfigError
@@ -647,6 +648,7 @@ def train(
 
 
 def _train(cfg: TrainConfig, ctx: _Context, *, resume: bool, stop_after: int | None, progress: bool) -> TrainResult:
+    heap_kept = ctx.device.type == "cpu" and keep_large_blocks_in_heap()  # no page faults for a step's big blocks
     meta = read_meta(cfg.data_dir)
     train_blocks = open_split(cfg.data_dir, "train")
     val_blocks = open_split(cfg.data_dir, "val")
@@ -787,7 +789,7 @@ def _train(cfg: TrainConfig, ctx: _Context, *, resume: bool, stop_after: int | N
             if ctx.is_main:
                 _append_log(log_path, {"event": "start", "step": step, "dtype": dtype, "dtype_reason": dtype_reason,
                                        "device": str(ctx.device), "threads": torch.get_num_threads(),
-                                       "compile": cfg.compile, "world_size": ctx.world_size,
+                                       "compile": cfg.compile, "world_size": ctx.world_size, "heap_kept": heap_kept,
                                        "stored_labels": [kind for kind, labels in (("board", board_labels),
                                                          ("legal", legal_labels)) if isinstance(labels, StoredLabels)],
                                        "time": time.time()})
