@@ -44,7 +44,8 @@ from gamegpt.games.chess import ChessGame
 from gamegpt.players.base import Noisy, Player, RandomPlayer
 from gamegpt.players.limits import SearchLimits
 from gamegpt.players.uci import UciPlayer, find_stockfish
-from gamegpt.arena.records import iter_records, read_records
+from gamegpt.arena.records import GameRecord, iter_records, read_records
+from gamegpt.eval import tournament
 from gamegpt.resources import NAMED_OPENINGS, OPENING_BOOK, data_file
 from processes import children_of, wait_gone
 
@@ -333,10 +334,21 @@ def test_a_tournament_of_a_model_stockfish_and_the_random_player(tmp_path: Path,
         assert row["games"] == len(games_between) == 4 and row["won"] + row["drawn"] + row["lost"] == 4
         assert row["drawn"] == len(draws) == sum(row["draws"].values())
         assert row["draws"] == dict(Counter(r.termination for r in draws))
+        assert row["lead"][40][1] == sum(len(r.moves) >= 40 for r in games_between)
     own_points = sum(row["won"] + row["drawn"] / 2 for row in outcomes.values())
     assert own_points == points["random"]
     table = format_outcomes(outcomes)
-    assert len(table.splitlines()) == 3 and "stockfish:elo=1350" in table
+    assert len(table.splitlines()) == 3 and "stockfish:elo=1350" in table and "lead@40" in table
+
+
+def test_outcomes_read_the_material_lead_of_each_side(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tournament, "LEAD_PLIES", (3, 4, 9))
+    record = GameRecord(game="chess", moves="e2e4 d7d5 e4d5 d8d5".split(), players=[{}, {}], result="0-1",
+                        termination="resignation", extra={"entrants": ["a", "b"]})
+    white, black = outcomes_by_opponent([record], "a")["b"], outcomes_by_opponent([record], "b")["a"]
+    assert white["lead"] == {3: [1.0, 1], 4: [0.0, 1], 9: [None, 0]} and white["lost"] == 1
+    assert black["lead"] == {3: [-1.0, 1], 4: [0.0, 1], 9: [None, 0]} and black["won"] == 1
+    assert "+1.0 (1)" in format_outcomes({"b": white}) and "-1.0 (1)" in format_outcomes({"a": black})
 
 
 def test_more_openings_extend_a_tournament_and_other_settings_are_refused(tmp_path: Path) -> None:

@@ -469,10 +469,17 @@ def record_games(records: Iterable[GameRecord]) -> list[tuple[str, str, float]]:
     return games
 
 
+LEAD_PLIES = (40, 80, 120)
+"""Plies at which `outcomes_by_opponent` reads the material balance."""
+_PAWN_UNITS = {chess.PAWN: 1, chess.KNIGHT: 3, chess.BISHOP: 3, chess.ROOK: 5, chess.QUEEN: 9}
+
+
 def outcomes_by_opponent(records: Iterable[GameRecord], player: str) -> dict[str, dict[str, Any]]:
     """How `player`'s finished games against each opponent ended: {opponent: {"games", "won", "drawn", "lost",
-    "draws": {termination: count}}}, opponents in the order first met. Shows what a rating hides: a model
-    that wins material and then draws by repetition or stalemate, or one that is mated."""
+    "draws": {termination: count}, "lead": {ply: [mean material lead in pawns (1/3/3/5/9), games that reached
+    that ply]}}} for the plies of `LEAD_PLIES` (chess games only), opponents in the order first met. Shows what a
+    rating hides: a model that wins material and then draws by repetition or stalemate, or one that is ahead
+    at ply 40 and loses its pieces later."""
     outcomes: dict[str, dict[str, Any]] = {}
     for record in records:
         entrants = record.extra.get("entrants")
@@ -481,24 +488,48 @@ def outcomes_by_opponent(records: Iterable[GameRecord], player: str) -> dict[str
             continue
         own = score if entrants[0] == player else 1.0 - score
         row = outcomes.setdefault(str(entrants[1 - entrants.index(player)]),
-                                  {"games": 0, "won": 0, "drawn": 0, "lost": 0, "draws": {}})
+                                  {"games": 0, "won": 0, "drawn": 0, "lost": 0, "draws": {},
+                                   "lead": {ply: [0.0, 0] for ply in LEAD_PLIES}})
         row["games"] += 1
         row["won" if own == 1 else "lost" if own == 0 else "drawn"] += 1
         if own == 0.5:
             reason = record.termination or "unknown"
             row["draws"][reason] = row["draws"].get(reason, 0) + 1
+        if record.game == "chess":
+            for ply, lead in _material_leads(record, white=entrants[0] == player).items():
+                row["lead"][ply][0] += lead
+                row["lead"][ply][1] += 1
+    for row in outcomes.values():
+        row["lead"] = {ply: [total / count if count else None, count] for ply, (total, count) in row["lead"].items()}
     return outcomes
 
 
+def _material_leads(record: GameRecord, *, white: bool) -> dict[int, int]:
+    """White's (or Black's) material lead in pawns after each ply of `LEAD_PLIES` the game reached."""
+    board = chess.Board(record.start) if record.start else chess.Board()
+    leads: dict[int, int] = {}
+    for ply, move in enumerate(record.moves[:max(LEAD_PLIES)], start=1):
+        board.push_uci(move)
+        if ply in LEAD_PLIES:
+            balance = sum(value * (len(board.pieces(piece, chess.WHITE)) - len(board.pieces(piece, chess.BLACK)))
+                          for piece, value in _PAWN_UNITS.items())
+            leads[ply] = balance if white else -balance
+    return leads
+
+
 def format_outcomes(outcomes: dict[str, dict[str, Any]]) -> str:
-    """`outcomes_by_opponent` as a table, draws by how they came (most frequent first)."""
+    """`outcomes_by_opponent` as a table: the mean material lead at each ply of `LEAD_PLIES` (with the number
+    of games that lasted that long), then draws by how they came (most frequent first)."""
     width = max([len(name) for name in outcomes] + [8])
-    lines = [f"{'opponent':<{width}}  games   won  drawn  lost  draws by"]
+    leads = "".join(f"  {f'lead@{ply}':>10}" for ply in LEAD_PLIES)
+    lines = [f"{'opponent':<{width}}  games   won  drawn  lost{leads}  draws by"]
     for name, row in outcomes.items():
         reasons = ", ".join(f"{reason} {count}" for reason, count in
                             sorted(row["draws"].items(), key=lambda item: (-item[1], item[0])))
-        lines.append(f"{name:<{width}}  {row['games']:>5}  {row['won']:>4}  {row['drawn']:>5}  {row['lost']:>4}  "
-                     f"{reasons or '-'}")
+        lead = "".join(f"  {(f'{mean:+.1f} ({count})' if mean is not None else '-'):>10}"
+                       for mean, count in (row["lead"][ply] for ply in LEAD_PLIES))
+        lines.append(f"{name:<{width}}  {row['games']:>5}  {row['won']:>4}  {row['drawn']:>5}  {row['lost']:>4}"
+                     f"{lead}  {reasons or '-'}")
     return "\n".join(lines)
 
 
