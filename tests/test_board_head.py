@@ -183,8 +183,8 @@ def test_init_from_a_shallower_model_deepens_it_without_changing_what_it_compute
     with pytest.raises(ValueError, match="multiple"):
         deepened_weights(first.state_dict(), 2, 3)
 
-    result = CliRunner().invoke(main, ["train", "--data", str(shards), "--out", str(tmp_path / "bad"), "--no-progress",
-                                       "--set", f"init_from={tmp_path / 'deeper'}", "--set", "n_layer=3",
+    result = CliRunner().invoke(main, ["train", "--data", str(shards), "--out", str(tmp_path / "bad"),
+                                       "--no-progress", "--set", f"init_from={tmp_path / 'deeper'}", "--set", "n_layer=3",
                                        "--set", "n_head=2", "--set", "n_embd=16", "--set", "max_steps=1"])
     assert result.exit_code == 2, result.output
     assert "deepening needs a multiple" in result.output and "Traceback" not in result.output

@@ -422,8 +422,9 @@ def deepened_weights(weights: dict[str, torch.Tensor], layers: int, new_layers: 
             continue
         layer, rest = name[len(prefix):].split(".", 1)
         for copy in range(factor):
-            zeroed = copy > 0 and rest.split(".")[1:2] == ["c_proj"]
-            deeper[f"{prefix}{int(layer) * factor + copy}.{rest}"] = torch.zeros_like(tensor) if zeroed else tensor.clone()
+            silent = copy > 0 and rest.split(".")[1:2] == ["c_proj"]
+            deeper[f"{prefix}{int(layer) * factor + copy}.{rest}"] = (torch.zeros_like(tensor) if silent
+                                                                      else tensor.clone())
     return deeper
 
 
