@@ -5,8 +5,8 @@ from the kernel and returns them on free. A training step's largest temporaries 
 log-probabilities of every scored position (16 x 511 positions x 2,001 tokens = 65 MB for a chess batch), their
 gradient, the bfloat16 logits; so every step page-faults them in again, and on a 2-core Xeon that cost 0.2 of
 a 1.3 CPU-second step (`python bench/bench_heap.py` measures it). Raising the threshold above those sizes makes
-malloc keep them in its heap, where the next step reuses them. Elsewhere (macOS, musl, Windows) nothing
-changes.
+malloc keep them in its heap, where later steps reuse them (after a few steps: a small allocation may split a
+freed block, and the next large one then grows the heap). Elsewhere (macOS, musl, Windows) nothing changes.
 """
 
 from __future__ import annotations
